@@ -1,2 +1,19 @@
+// Command scaler is the Runnerscaler daemon and its tools. Wiring only: every
+// decision lives in internal packages.
 package main
-func main(){}
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/runnerscaler/runnerscaler/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli(ctx, os.Args[1:], config.EnvironFromOS(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -76,11 +76,11 @@ type Client struct {
 	appClient *github.Client // authenticated with the App JWT; nil for a PAT
 	patClient *github.Client // nil for an App
 
-	mu            sync.Mutex
-	installByKey  map[string]int64          // scope owner key -> installation id
-	clientsByID   map[int64]*github.Client  // installation id -> client
-	transports    []*transport.Transport    // every transport made, for Limits
-	tokens        map[string]*tokenEntry    // scope -> cached registration token
+	mu           sync.Mutex
+	installByKey map[string]int64         // scope owner key -> installation id
+	clientsByID  map[int64]*github.Client // installation id -> client
+	transports   []*transport.Transport   // every transport made, for Limits
+	tokens       map[string]*tokenEntry   // scope -> cached registration token
 }
 
 // New builds a client. It does no I/O: installations are discovered on first use.

@@ -258,7 +258,10 @@ func TestUnsupportedScopes(t *testing.T) {
 	c := newPATClient(t, srv)
 	ctx := context.Background()
 	checks := map[string]error{
-		"groups at repo":           func() error { _, err := c.ListRunnerGroups(ctx, repoScope, ghapi.ListRunnerGroupsOptions{}); return err }(),
+		"groups at repo": func() error {
+			_, err := c.ListRunnerGroups(ctx, repoScope, ghapi.ListRunnerGroupsOptions{})
+			return err
+		}(),
 		"org access on enterprise": func() error { _, err := c.ListRunnerGroupRepositories(ctx, entScope, 1); return err }(),
 		"enterprise access on org": func() error { return c.AddRunnerGroupOrganization(ctx, orgScope, 1, 2) }(),
 		"job at org":               func() error { _, err := c.GetWorkflowJob(ctx, orgScope, 1); return err }(),

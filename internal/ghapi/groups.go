@@ -26,7 +26,7 @@ type RunnerGroup struct {
 	HostedRunnersURL             string   `json:"hosted_runners_url,omitempty"`
 	NetworkConfigurationID       string   `json:"network_configuration_id,omitempty"`
 	RunnersURL                   string   `json:"runners_url"`
-	SelectedRepositoriesURL      string   `json:"selected_repositories_url,omitempty"`   // organization groups
+	SelectedRepositoriesURL      string   `json:"selected_repositories_url,omitempty"`  // organization groups
 	SelectedOrganizationsURL     string   `json:"selected_organizations_url,omitempty"` // enterprise groups
 }
 

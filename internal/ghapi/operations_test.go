@@ -120,8 +120,8 @@ func runnerCases(s ghapi.Scope) []opCase {
 			},
 			check: checkLabels},
 		{op: opp + "set-custom-labels-for-self-hosted-runner" + suf, method: "PUT", path: pre + "/actions/runners/23/labels",
-			body: `{"labels":[]}`,
-			call: func(ctx context.Context, c *ghapi.Client) (any, error) { return c.SetRunnerLabels(ctx, s, 23, nil) },
+			body:  `{"labels":[]}`,
+			call:  func(ctx context.Context, c *ghapi.Client) (any, error) { return c.SetRunnerLabels(ctx, s, 23, nil) },
 			check: checkLabels},
 		{op: opp + "remove-all-custom-labels-from-self-hosted-runner" + suf, method: "DELETE", path: pre + "/actions/runners/23/labels",
 			call:  func(ctx context.Context, c *ghapi.Client) (any, error) { return c.RemoveAllRunnerLabels(ctx, s, 23) },
@@ -195,14 +195,20 @@ func groupCases(s ghapi.Scope) []opCase {
 				return nil, c.SetRunnerGroupRunners(ctx, s, 9, []int64{23, 24})
 			}},
 		{op: opp + "add-self-hosted-runner-to-group" + suf, method: "PUT", path: g + "/9/runners/23",
-			call: func(ctx context.Context, c *ghapi.Client) (any, error) { return nil, c.AddRunnerGroupRunner(ctx, s, 9, 23) }},
+			call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+				return nil, c.AddRunnerGroupRunner(ctx, s, 9, 23)
+			}},
 		{op: opp + "remove-self-hosted-runner-from-group" + suf, method: "DELETE", path: g + "/9/runners/23",
-			call: func(ctx context.Context, c *ghapi.Client) (any, error) { return nil, c.RemoveRunnerGroupRunner(ctx, s, 9, 23) }},
+			call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+				return nil, c.RemoveRunnerGroupRunner(ctx, s, 9, 23)
+			}},
 	}
 	if s.Kind == ghapi.ScopeOrg {
 		cases = append(cases,
 			opCase{op: "actions/list-repo-access-to-self-hosted-runner-group" + inSuf, method: "GET", path: g + "/9/repositories", query: pageQ(),
-				call: func(ctx context.Context, c *ghapi.Client) (any, error) { return c.ListRunnerGroupRepositories(ctx, s, 9) },
+				call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+					return c.ListRunnerGroupRepositories(ctx, s, 9)
+				},
 				check: func(t *testing.T, got any) {
 					if rs := got.([]*ghapi.Repository); len(rs) == 0 || rs[0].GetFullName() == "" {
 						t.Errorf("repositories not decoded: %+v", rs)
@@ -225,7 +231,9 @@ func groupCases(s ghapi.Scope) []opCase {
 	} else {
 		cases = append(cases,
 			opCase{op: "enterprise-admin/list-org-access-to-self-hosted-runner-group" + inSuf, method: "GET", path: g + "/9/organizations", query: pageQ(),
-				call: func(ctx context.Context, c *ghapi.Client) (any, error) { return c.ListRunnerGroupOrganizations(ctx, s, 9) },
+				call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+					return c.ListRunnerGroupOrganizations(ctx, s, 9)
+				},
 				check: func(t *testing.T, got any) {
 					if os := got.([]*ghapi.Organization); len(os) == 0 || os[0].GetLogin() == "" {
 						t.Errorf("organizations not decoded: %+v", os)
@@ -262,7 +270,9 @@ func otherCases() []opCase {
 				}
 			}},
 		{op: "actions/get-job-for-workflow-run", method: "GET", path: "/repos/acme/web/actions/jobs/399444496",
-			call: func(ctx context.Context, c *ghapi.Client) (any, error) { return c.GetWorkflowJob(ctx, repoScope, 399444496) },
+			call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+				return c.GetWorkflowJob(ctx, repoScope, 399444496)
+			},
 			check: func(t *testing.T, got any) {
 				if j := got.(*ghapi.WorkflowJob); j.GetID() == 0 || j.GetStatus() == "" {
 					t.Errorf("job not decoded: %+v", j)
@@ -276,7 +286,9 @@ func otherCases() []opCase {
 				}
 			}},
 		{op: "apps/list-repos-accessible-to-installation", method: "GET", path: "/installation/repositories", query: pageQ(),
-			call: func(ctx context.Context, c *ghapi.Client) (any, error) { return c.ListInstallationRepositories(ctx, orgScope) },
+			call: func(ctx context.Context, c *ghapi.Client) (any, error) {
+				return c.ListInstallationRepositories(ctx, orgScope)
+			},
 			check: func(t *testing.T, got any) {
 				if rs := got.([]*ghapi.Repository); len(rs) == 0 || rs[0].GetID() == 0 {
 					t.Errorf("repositories not decoded: %+v", rs)

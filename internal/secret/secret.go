@@ -5,6 +5,7 @@ package secret
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 )
 
 // Redacted is what a non-empty secret prints as.
@@ -27,16 +28,26 @@ func (s String) String() string {
 }
 
 // GoString covers %#v.
-func (s String) GoString() string { return `secret.String("` + s.String() + `")` }
+func (s String) GoString() string { return strconv.Quote(s.String()) }
 
-// Format covers every other verb, including %q and %x, which would otherwise
-// bypass String for a string kind.
-func (s String) Format(f fmt.State, _ rune) {
-	_, _ = f.Write([]byte(s.String()))
+// Format takes over every fmt verb, including %q, %x and %d, which would
+// otherwise bypass String and print the raw bytes.
+func (s String) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'q':
+		fmt.Fprint(f, strconv.Quote(s.String()))
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprint(f, s.GoString())
+	default:
+		fmt.Fprint(f, s.String())
+	}
 }
 
 // MarshalText keeps the value out of JSON, YAML and zap's reflection encoder.
 func (s String) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalJSON keeps the value out of JSON even where MarshalText is bypassed.
+func (s String) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
 
 // LogValue keeps the value out of slog.
 func (s String) LogValue() slog.Value { return slog.StringValue(s.String()) }
