@@ -111,13 +111,14 @@ func newGitHubClient(cfg *config.Config, reg prometheus.Registerer, log *zap.Log
 		return nil, fmt.Errorf("github metrics: %w", err)
 	}
 	opts := ghapi.Options{
-		APIURL:      cfg.GitHub.APIURL,
-		APIVersion:  cfg.GitHub.APIVersion,
-		UserAgent:   "runnerscaler/" + version,
-		MaxInFlight: cfg.GitHub.MaxInFlight,
-		MaxAttempts: cfg.GitHub.MaxAttempts,
-		Recorder:    rec,
-		Logger:      log.Named("github"),
+		APIURL:         cfg.GitHub.APIURL,
+		APIVersion:     cfg.GitHub.APIVersion,
+		UserAgent:      "runnerscaler/" + version,
+		MaxInFlight:    cfg.GitHub.MaxInFlight,
+		MaxAttempts:    cfg.GitHub.MaxAttempts,
+		RequestTimeout: cfg.GitHub.RequestTimeout.D(),
+		Recorder:       rec,
+		Logger:         log.Named("github"),
 	}
 	if cfg.GitHub.Token != "" {
 		opts.Token = cfg.GitHub.Token.Reveal()

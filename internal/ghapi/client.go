@@ -48,6 +48,10 @@ type Options struct {
 
 	MaxInFlight int // requests in flight across all installations; default 10
 	MaxAttempts int // attempts per request including the first; default 4
+	// RequestTimeout bounds a call (retries and rate-limit waits included)
+	// when the caller's context has no deadline; 0 means 30 s. A caller that
+	// can wait for a rate-limit reset passes a longer deadline.
+	RequestTimeout time.Duration
 
 	// Base is the HTTP transport under ours; nil uses http.DefaultTransport.
 	Base     http.RoundTripper
@@ -97,6 +101,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 10
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "runnerscaler"
@@ -313,6 +320,11 @@ func (c *Client) call(ctx context.Context, gh *github.Client, method, path strin
 	req, err := gh.NewRequest(method, path, body)
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
+		defer cancel()
 	}
 	resp, err := gh.Do(ctx, req, out)
 	var accepted *github.AcceptedError

@@ -276,3 +276,26 @@ func TestUnsupportedScopes(t *testing.T) {
 		t.Errorf("%d requests sent for unsupported scopes", n)
 	}
 }
+
+// TestRequestTimeoutAppliesWithoutDeadline: a call with no deadline of its own
+// gets the configured one, so a spent budget fails fast instead of hanging
+// until the reset.
+func TestRequestTimeoutAppliesWithoutDeadline(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	srv := oapitest.NewServer(t)
+	srv.Reply("actions/list-self-hosted-runners-for-org", errorReply(403, "API rate limit exceeded",
+		"X-Ratelimit-Limit", "5000", "X-Ratelimit-Remaining", "0",
+		"X-Ratelimit-Reset", strconv.FormatInt(clock.Now().Add(time.Hour).Unix(), 10)))
+	c, err := ghapi.New(ghapi.Options{APIURL: srv.URL, Token: "t", Clock: clock, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListRunners(context.Background(), orgScope, ghapi.ListRunnersOptions{})
+	var rl *ghapi.RateLimitError
+	if !errors.As(err, &rl) {
+		t.Fatalf("want RateLimitError within the 5s request timeout, got %v", err)
+	}
+	if n := srv.Count("actions/list-self-hosted-runners-for-org"); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+}

@@ -261,13 +261,14 @@ func readClose(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
-// withDeadline returns a context whose deadline is clk.Now()+d.
+// withDeadline returns a context whose deadline is d from now. Deadlines are
+// wall-clock time whatever the Transport's Clock says.
 func withDeadline(t *testing.T, clk Clock, d time.Duration) context.Context {
 	t.Helper()
 	if d == 0 {
 		return context.Background()
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(d))
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -415,9 +415,11 @@ func (t *Transport) prepare(req *http.Request, attempt int) (*http.Request, erro
 }
 
 // fits reports whether waiting d still leaves time before ctx's deadline.
+// A context deadline is wall-clock time whatever Clock the Transport uses,
+// so the time left is measured with the real clock.
 func (t *Transport) fits(ctx context.Context, d time.Duration) bool {
 	deadline, ok := ctx.Deadline()
-	return !ok || t.clock.Now().Add(d).Before(deadline)
+	return !ok || d < time.Until(deadline)
 }
 
 // backoff returns the full-jitter back-off after failed attempt n (1-based):
