@@ -31,17 +31,11 @@ func (c *Client) GetApp(ctx context.Context) (*App, error) {
 
 // ListInstallations returns every installation of the App.
 func (c *Client) ListInstallations(ctx context.Context) ([]*Installation, error) {
-	var all []*Installation
-	err := paginate(func(page int) (int, error) {
-		var out []*Installation
-		resp, err := c.asApp(ctx, http.MethodGet, withQuery("app/installations", pageQuery(page)), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list app installations: %w", err)
-		}
-		all = append(all, out...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	all, err := listAll[*Installation](ctx, c.asApp, "app/installations", nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("list app installations: %w", err)
+	}
+	return all, nil
 }
 
 // GetOrgInstallation returns the App's installation on an organization.
@@ -67,24 +61,11 @@ func (c *Client) GetRepoInstallation(ctx context.Context, owner, repo string) (*
 // serves scope can reach (GET /installation/repositories). With a PAT it
 // lists what the token can reach through the same endpoint's semantics.
 func (c *Client) ListInstallationRepositories(ctx context.Context, s Scope) ([]*Repository, error) {
-	gh, err := c.forScope(ctx, s)
+	all, err := listAll[*Repository](ctx, c.scopedRoot(s), "installation/repositories", nil, "repositories")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list installation repositories for %s: %w", s, err)
 	}
-	var all []*Repository
-	err = paginate(func(page int) (int, error) {
-		var out struct {
-			TotalCount   int           `json:"total_count"`
-			Repositories []*Repository `json:"repositories"`
-		}
-		resp, err := c.call(ctx, gh, http.MethodGet, withQuery("installation/repositories", pageQuery(page)), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list installation repositories for %s: %w", s, err)
-		}
-		all = append(all, out.Repositories...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	return all, nil
 }
 
 // ListDeliveriesOptions pages through the App's webhook deliveries.
@@ -150,14 +131,10 @@ func (c *Client) GetWorkflowJob(ctx context.Context, s Scope, jobID int64) (*Wor
 // GetRateLimits reads the budget of the installation serving s. GitHub does
 // not charge for this call.
 func (c *Client) GetRateLimits(ctx context.Context, s Scope) (*RateLimits, error) {
-	gh, err := c.forScope(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	var out struct {
 		Resources *RateLimits `json:"resources"`
 	}
-	if _, err := c.call(ctx, gh, http.MethodGet, "rate_limit", nil, &out); err != nil {
+	if _, err := c.scopedRoot(s)(ctx, http.MethodGet, "rate_limit", nil, &out); err != nil {
 		return nil, fmt.Errorf("get rate limit for %s: %w", s, err)
 	}
 	return out.Resources, nil

@@ -12,6 +12,7 @@ package ghapi
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -352,7 +353,7 @@ func (c *Client) asApp(ctx context.Context, method, path string, body, out any) 
 	return c.call(ctx, c.appClient, method, path, body, out)
 }
 
-// withPage appends pagination to a path that may already have a query.
+// withQuery appends a query to a path.
 func withQuery(path string, q url.Values) string {
 	if len(q) == 0 {
 		return path
@@ -362,20 +363,51 @@ func withQuery(path string, q url.Values) string {
 
 const maxPerPage = 100
 
-// paginate fetches every page of a page-numbered list; fetch returns the
-// items' count and the next page (0 at the end).
-func paginate(fetch func(page int) (next int, err error)) error {
-	for page := 1; page != 0; {
-		next, err := fetch(page)
-		if err != nil {
-			return err
-		}
-		if next <= page { // a server that repeats a page must not loop us forever
-			return nil
-		}
-		page = next
+// sendFunc sends one request with a given authentication.
+type sendFunc func(ctx context.Context, method, path string, body, out any) (*github.Response, error)
+
+func (c *Client) scopedSender(s Scope) sendFunc {
+	return func(ctx context.Context, method, path string, body, out any) (*github.Response, error) {
+		return c.scoped(ctx, s, method, path, body, out)
 	}
-	return nil
+}
+
+// listAll reads every page of a page-numbered list, following the Link
+// header. GitHub wraps most lists in an object ({"total_count": n, key: [...]});
+// key "" means the answer is the bare array.
+func listAll[T any](ctx context.Context, send sendFunc, path string, query url.Values, key string) ([]T, error) {
+	var all []T
+	for page := 1; ; {
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("per_page", strconv.Itoa(maxPerPage))
+		q.Set("page", strconv.Itoa(page))
+		var items []T
+		var resp *github.Response
+		var err error
+		if key == "" {
+			resp, err = send(ctx, http.MethodGet, withQuery(path, q), nil, &items)
+		} else {
+			var envelope map[string]json.RawMessage
+			resp, err = send(ctx, http.MethodGet, withQuery(path, q), nil, &envelope)
+			if err == nil && envelope[key] != nil {
+				if jerr := json.Unmarshal(envelope[key], &items); jerr != nil {
+					err = fmt.Errorf("decode %s of %s: %w", key, path, jerr)
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		// A server that repeats or goes back a page must not loop us forever.
+		if resp.NextPage <= page {
+			return all, nil
+		}
+		page = resp.NextPage
+	}
 }
 
 // tokenEntry is a cached registration token for a scope.
@@ -388,3 +420,15 @@ type tokenEntry struct {
 // token stops being handed out, so a runner configuring slowly still gets a
 // valid one.
 const registrationTokenMargin = 5 * time.Minute
+
+// scopedRoot sends requests with the credentials of scope's installation to
+// paths outside the scope (e.g. /installation/repositories, /rate_limit).
+func (c *Client) scopedRoot(s Scope) sendFunc {
+	return func(ctx context.Context, method, path string, body, out any) (*github.Response, error) {
+		gh, err := c.forScope(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return c.call(ctx, gh, method, path, body, out)
+	}
+}

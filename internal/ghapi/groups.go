@@ -83,27 +83,18 @@ func (c *Client) ListRunnerGroups(ctx context.Context, s Scope, opts ListRunnerG
 	if err := groupScope(s); err != nil {
 		return nil, err
 	}
-	var all []*RunnerGroup
-	err := paginate(func(page int) (int, error) {
-		q := url.Values{"per_page": {strconv.Itoa(maxPerPage)}, "page": {strconv.Itoa(page)}}
-		if s.Kind == ScopeOrg && opts.VisibleToRepository != "" {
-			q.Set("visible_to_repository", opts.VisibleToRepository)
-		}
-		if s.Kind == ScopeEnterprise && opts.VisibleToOrganization != "" {
-			q.Set("visible_to_organization", opts.VisibleToOrganization)
-		}
-		var out struct {
-			TotalCount   int            `json:"total_count"`
-			RunnerGroups []*RunnerGroup `json:"runner_groups"`
-		}
-		resp, err := c.scoped(ctx, s, http.MethodGet, withQuery("actions/runner-groups", q), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list runner groups of %s: %w", s, err)
-		}
-		all = append(all, out.RunnerGroups...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	q := url.Values{}
+	if s.Kind == ScopeOrg && opts.VisibleToRepository != "" {
+		q.Set("visible_to_repository", opts.VisibleToRepository)
+	}
+	if s.Kind == ScopeEnterprise && opts.VisibleToOrganization != "" {
+		q.Set("visible_to_organization", opts.VisibleToOrganization)
+	}
+	all, err := listAll[*RunnerGroup](ctx, c.scopedSender(s), "actions/runner-groups", q, "runner_groups")
+	if err != nil {
+		return nil, fmt.Errorf("list runner groups of %s: %w", s, err)
+	}
+	return all, nil
 }
 
 // GetRunnerGroup returns one group.
@@ -176,20 +167,11 @@ func (c *Client) ListRunnerGroupRepositories(ctx context.Context, s Scope, group
 	if err := onlyAt(s, ScopeOrg, "runner group repository access"); err != nil {
 		return nil, err
 	}
-	var all []*Repository
-	err := paginate(func(page int) (int, error) {
-		var out struct {
-			TotalCount   int           `json:"total_count"`
-			Repositories []*Repository `json:"repositories"`
-		}
-		resp, err := c.scoped(ctx, s, http.MethodGet, withQuery(groupPath(groupID)+"/repositories", pageQuery(page)), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list repositories of runner group %d in %s: %w", groupID, s, err)
-		}
-		all = append(all, out.Repositories...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	all, err := listAll[*Repository](ctx, c.scopedSender(s), groupPath(groupID)+"/repositories", nil, "repositories")
+	if err != nil {
+		return nil, fmt.Errorf("list repositories of runner group %d in %s: %w", groupID, s, err)
+	}
+	return all, nil
 }
 
 // SetRunnerGroupRepositories replaces an organization group's repository list.
@@ -222,20 +204,11 @@ func (c *Client) ListRunnerGroupOrganizations(ctx context.Context, s Scope, grou
 	if err := onlyAt(s, ScopeEnterprise, "runner group organization access"); err != nil {
 		return nil, err
 	}
-	var all []*Organization
-	err := paginate(func(page int) (int, error) {
-		var out struct {
-			TotalCount    int             `json:"total_count"`
-			Organizations []*Organization `json:"organizations"`
-		}
-		resp, err := c.scoped(ctx, s, http.MethodGet, withQuery(groupPath(groupID)+"/organizations", pageQuery(page)), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list organizations of runner group %d in %s: %w", groupID, s, err)
-		}
-		all = append(all, out.Organizations...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	all, err := listAll[*Organization](ctx, c.scopedSender(s), groupPath(groupID)+"/organizations", nil, "organizations")
+	if err != nil {
+		return nil, fmt.Errorf("list organizations of runner group %d in %s: %w", groupID, s, err)
+	}
+	return all, nil
 }
 
 // SetRunnerGroupOrganizations replaces an enterprise group's organization list.
@@ -267,17 +240,11 @@ func (c *Client) ListRunnerGroupRunners(ctx context.Context, s Scope, groupID in
 	if err := groupScope(s); err != nil {
 		return nil, err
 	}
-	var all []*Runner
-	err := paginate(func(page int) (int, error) {
-		var out github.Runners
-		resp, err := c.scoped(ctx, s, http.MethodGet, withQuery(groupPath(groupID)+"/runners", pageQuery(page)), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list runners of runner group %d in %s: %w", groupID, s, err)
-		}
-		all = append(all, out.Runners...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	all, err := listAll[*Runner](ctx, c.scopedSender(s), groupPath(groupID)+"/runners", nil, "runners")
+	if err != nil {
+		return nil, fmt.Errorf("list runners of runner group %d in %s: %w", groupID, s, err)
+	}
+	return all, nil
 }
 
 // SetRunnerGroupRunners replaces the runners of a group.
@@ -318,10 +285,6 @@ func (c *Client) memberCall(ctx context.Context, s Scope, kind ScopeKind, method
 		return fmt.Errorf("%s %d, runner group %d in %s: %w", what, memberID, groupID, s, err)
 	}
 	return nil
-}
-
-func pageQuery(page int) url.Values {
-	return url.Values{"per_page": {strconv.Itoa(maxPerPage)}, "page": {strconv.Itoa(page)}}
 }
 
 // nonNil makes an empty list encode as [] rather than null, which GitHub rejects.

@@ -28,21 +28,15 @@ type ListRunnersOptions struct {
 
 // ListRunners returns every runner registered at scope, reading all pages.
 func (c *Client) ListRunners(ctx context.Context, s Scope, opts ListRunnersOptions) ([]*Runner, error) {
-	var all []*Runner
-	err := paginate(func(page int) (int, error) {
-		q := url.Values{"per_page": {strconv.Itoa(maxPerPage)}, "page": {strconv.Itoa(page)}}
-		if opts.Name != "" {
-			q.Set("name", opts.Name)
-		}
-		var out github.Runners
-		resp, err := c.scoped(ctx, s, http.MethodGet, withQuery("actions/runners", q), nil, &out)
-		if err != nil {
-			return 0, fmt.Errorf("list runners of %s: %w", s, err)
-		}
-		all = append(all, out.Runners...)
-		return resp.NextPage, nil
-	})
-	return all, err
+	q := url.Values{}
+	if opts.Name != "" {
+		q.Set("name", opts.Name)
+	}
+	all, err := listAll[*Runner](ctx, c.scopedSender(s), "actions/runners", q, "runners")
+	if err != nil {
+		return nil, fmt.Errorf("list runners of %s: %w", s, err)
+	}
+	return all, nil
 }
 
 // GetRunner returns one runner by id.
