@@ -82,4 +82,3 @@ func (s *Server) Stats() StatsSnapshot {
 	out.Violations.BusyRunnerDeleted, out.Violations.JobRunnerKilled = v.BusyRunnerDeleted, v.JobRunnerKilled
 	return out
 }
-

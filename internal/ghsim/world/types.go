@@ -16,9 +16,9 @@ type Clock interface{ Now() time.Time }
 
 // Errors the HTTP layer maps to GitHub's status codes.
 var (
-	ErrNotFound   = errors.New("not found")          // 404
-	ErrConflict   = errors.New("already exists")     // 409
-	ErrBusy       = errors.New("runner is busy")     // 422 on delete
+	ErrNotFound   = errors.New("not found")         // 404
+	ErrConflict   = errors.New("already exists")    // 409
+	ErrBusy       = errors.New("runner is busy")    // 422 on delete
 	ErrValidation = errors.New("validation failed") // 422
 )
 
