@@ -52,7 +52,9 @@ func (w *World) Groups(s Scope) ([]Group, error) {
 	if s.Kind == Org {
 		org := w.orgs[strings.ToLower(s.Name)]
 		for k, g := range w.groups {
-			if k.scope.Kind == Enterprise && w.enterpriseGroupServesOrg(g, org.ID) {
+			// The enterprise's Default group is not listed: it would clash
+			// with the org's own group id 1. Its runners still serve the org.
+			if k.scope.Kind == Enterprise && !g.Default && w.enterpriseGroupServesOrg(g, org.ID) {
 				c := cloneGroup(g)
 				c.Inherited = true
 				out = append(out, c)
