@@ -29,6 +29,8 @@ Usage:
   scaler run [-config FILE]        run the daemon
   scaler validate -config FILE     check a configuration file and print every problem
   scaler version                   print the version
+  scaler sim [-listen ADDR] ...    run the GitHub simulator (for tests, demos, trying a config)
+  scaler sim-runner ...            a simulated runner process for the simulator (its run.sh and config.sh run it)
   scaler COMMAND -h                help for a command
 
 Environment variables override the file (see config.example.yaml); secrets
@@ -53,6 +55,10 @@ func cli(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return validateCmd(rest, environ, stdout, stderr)
 	case "run":
 		return runCmd(ctx, rest, environ, stdout, stderr)
+	case "sim":
+		return simCmd(ctx, rest, environ, stdout, stderr)
+	case "sim-runner":
+		return simRunnerCmd(ctx, rest, environ, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "scaler: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
