@@ -27,7 +27,8 @@ import (
 //
 //  1. its templated route ("GET /orgs/{org}/actions/runners", as
 //     ghapi/transport.Route computes it) selects an endpoint; an unknown
-//     route or method is 404 and is not counted;
+//     route or method is 404, not counted in the stats nor charged (its
+//     rate-limit headers show the caller's bucket as it is);
 //  2. the route is counted in /_sim/stats (every request to a known route,
 //     whatever its outcome: the count is what the client sent, so refused
 //     and 304 requests count too);
@@ -131,6 +132,13 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep := a.routes[route]
 	if ep == nil {
 		c := &call{a: a, r: r, prefix: apiPrefix(r), now: a.s.clock.Now()}
+		// Not charged, but reported: the caller's bucket, or the anonymous one.
+		p, err := a.authenticate(r.Header.Get("Authorization"), false, c.now)
+		limit := a.s.opts.RateLimit
+		if err != nil {
+			p, limit = principal{}, anonymousRateLimit
+		}
+		c.rate = a.limits.peek(p.bucket(), limit, c.now)
 		rep := c.fail(http.StatusNotFound, "Not Found")
 		a.write(w, c, rep)
 		a.s.log.Debug("rest request for an unknown route",

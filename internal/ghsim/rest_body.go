@@ -183,12 +183,6 @@ func isInt(v any) bool {
 	return err == nil
 }
 
-// has reports whether the body sets name (to anything, null included).
-func (b body) has(name string) bool {
-	_, ok := b[name]
-	return ok
-}
-
 // str returns a string field ("" when absent or null).
 func (b body) str(name string) string {
 	s, _ := b[name].(string)

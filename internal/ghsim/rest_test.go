@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v4"
 
 	"github.com/runnerscaler/runnerscaler/internal/ghsim/world"
+	"github.com/runnerscaler/runnerscaler/internal/oapitest"
 )
 
 func TestRESTAuth(t *testing.T) {
@@ -628,6 +629,13 @@ func TestRESTStatsAndFaults(t *testing.T) {
 	if n := h.s.Stats().APICalls[route]; n != 5 {
 		t.Errorf("api calls on %s = %d, want 5 (faulted requests count)", route, n)
 	}
+	before := h.do("GET", "rate_limit", h.pat(), "").remaining()
+	if r := h.do("GET", "nothing/here", h.pat(), ""); r.status != 404 || r.remaining() != before {
+		t.Errorf("unknown route: %d, remaining %d, want 404 and %d (reported, not charged)", r.status, r.remaining(), before)
+	}
+	if _, ok := h.s.Stats().APICalls["GET other"]; ok {
+		t.Errorf("an unknown route was counted: %v", h.s.Stats().APICalls)
+	}
 }
 
 func TestRESTStandardHeaders(t *testing.T) {
@@ -693,5 +701,104 @@ func TestRESTConcurrentRequests(t *testing.T) {
 	}
 	if used != workers*each {
 		t.Errorf("%d requests charged, want %d", used, workers*each)
+	}
+}
+
+func TestRESTGroupVisibilityFilters(t *testing.T) {
+	h := newRESTSim(t, nil)
+	w := h.s.World()
+	app, _ := w.Repo("octo-org/app")
+	labs, _ := w.Org("octo-labs")
+	octo, _ := w.Org("octo-org")
+	yes := true
+	org := world.Scope{Kind: world.Org, Name: "octo-org"}
+	ent := world.Scope{Kind: world.Enterprise, Name: "octo-ent"}
+	mk := func(s world.Scope, in world.GroupInput) {
+		if _, err := w.CreateGroup(s, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk(org, world.GroupInput{Name: "sel-app", Visibility: world.VisibilitySelected, SelectedRepositoryIDs: []int64{app.ID}})
+	mk(org, world.GroupInput{Name: "private", Visibility: world.VisibilityPrivate})
+	mk(org, world.GroupInput{Name: "all-public", Visibility: world.VisibilityAll, AllowsPublicRepositories: &yes})
+	mk(ent, world.GroupInput{Name: "ent-octo", Visibility: world.VisibilitySelected, SelectedOrganizationIDs: []int64{octo.ID}, AllowsPublicRepositories: &yes})
+	mk(ent, world.GroupInput{Name: "ent-labs", Visibility: world.VisibilitySelected, SelectedOrganizationIDs: []int64{labs.ID}})
+
+	names := func(path string) string {
+		t.Helper()
+		r := h.do("GET", path, h.pat(), "")
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		var body struct {
+			Groups []struct {
+				Name      string `json:"name"`
+				Inherited bool   `json:"inherited"`
+			} `json:"runner_groups"`
+		}
+		_ = json.Unmarshal(r.body, &body)
+		var out []string
+		for _, g := range body.Groups {
+			n := g.Name
+			if g.Inherited {
+				n += "(inherited)"
+			}
+			out = append(out, n)
+		}
+		return strings.Join(out, ",")
+	}
+	for path, want := range map[string]string{
+		"orgs/octo-org/actions/runner-groups":                                          "Default,sel-app,private,all-public,ent-octo(inherited)",
+		"orgs/octo-org/actions/runner-groups?visible_to_repository=app":                "Default,sel-app,private,all-public,ent-octo(inherited)",
+		"orgs/octo-org/actions/runner-groups?visible_to_repository=website":            "all-public,ent-octo(inherited)",
+		"orgs/octo-org/actions/runner-groups?visible_to_repository=ghost":              "",
+		"enterprises/octo-ent/actions/runner-groups":                                   "Default,ent-octo,ent-labs",
+		"enterprises/octo-ent/actions/runner-groups?visible_to_organization=octo-labs": "Default,ent-labs",
+	} {
+		if got := names(path); got != want {
+			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestRESTJobStates(t *testing.T) {
+	h := newRESTSim(t, nil)
+	v := oapitest.ValidatingTransport(t, nil)
+	hc := &http.Client{Transport: v}
+	w := h.s.World()
+	id := h.jit("repos/octo-org/app", "job-runner", "self-hosted", "linux")
+	get := func(job int64) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.base+"repos/octo-org/app/actions/jobs/"+strconv.FormatInt(job, 10), nil)
+		req.Header.Set("Authorization", h.pat())
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%d %v", resp.StatusCode, err)
+		}
+		return m
+	}
+	ids, err := w.CreateJobs(world.JobInput{Repo: "octo-org/app", Labels: []string{"self-hosted", "linux"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := get(ids[0]); j["status"] != "queued" || j["runner_id"] != nil || j["conclusion"] != nil || j["completed_at"] != nil {
+		t.Errorf("queued job %v", j)
+	}
+	if err := w.RunnerOnline(id); err != nil {
+		t.Fatal(err)
+	}
+	if j := get(ids[0]); j["status"] != "in_progress" || j["runner_name"] != "job-runner" || j["runner_group_name"] != "Default" {
+		t.Errorf("running job %v", j)
+	}
+	if err := w.FinishJob(id, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if j := get(ids[0]); j["status"] != "completed" || j["conclusion"] != "success" || j["completed_at"] == nil {
+		t.Errorf("completed job %v", j)
 	}
 }
