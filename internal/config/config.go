@@ -79,6 +79,12 @@ type Metrics struct {
 type Store struct {
 	// Path is the SQLite database file.
 	Path string `yaml:"path"`
+	// Sync is "normal" (an acknowledged delivery survives a crash of the
+	// process) or "full" (it also survives a power loss, at a cost in
+	// throughput).
+	Sync string `yaml:"sync"`
+	// Retention is how long completed jobs, deliveries and decisions are kept.
+	Retention Duration `yaml:"retention"`
 }
 
 // Log configures logging.
@@ -191,7 +197,7 @@ func (c *Config) setDefaults() {
 		MaxBodyBytes: DefaultMaxBodyBytes,
 	}
 	c.Metrics = Metrics{Listen: ":9102"}
-	c.Store = Store{Path: "/var/lib/runnerscaler/state.db"}
+	c.Store = Store{Path: "/var/lib/runnerscaler/state.db", Sync: "normal", Retention: Duration(7 * 24 * time.Hour)}
 	c.Log = Log{Level: "info", Format: "json"}
 }
 

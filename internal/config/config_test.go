@@ -50,6 +50,8 @@ func TestDefault(t *testing.T) {
 		{"webhook.max_body_bytes", c.Webhook.MaxBodyBytes, int64(26214400)},
 		{"metrics.listen", c.Metrics.Listen, ":9102"},
 		{"store.path", c.Store.Path, "/var/lib/runnerscaler/state.db"},
+		{"store.sync", c.Store.Sync, "normal"},
+		{"store.retention", c.Store.Retention.String(), "168h0m0s"},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
 	}

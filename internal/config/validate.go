@@ -71,6 +71,12 @@ func (c *Config) validate(ps *problems) {
 	if strings.TrimSpace(c.Store.Path) == "" {
 		ps.add("store.path", "must not be empty: the SQLite database file that keeps state across restarts")
 	}
+	if c.Store.Sync != "normal" && c.Store.Sync != "full" {
+		ps.add("store.sync", fmt.Sprintf("must be normal or full, got %q", c.Store.Sync))
+	}
+	if c.Store.Retention.D() < time.Hour {
+		ps.add("store.retention", fmt.Sprintf("must be at least 1h, got %s: jobs and deliveries must outlive a restart", c.Store.Retention))
+	}
 	c.validateRunnerGroups(ps)
 	c.validatePools(ps)
 	c.validateProvisioners(ps)

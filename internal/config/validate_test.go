@@ -105,6 +105,9 @@ func TestValidate(t *testing.T) {
 
 		// store, log
 		{"store path empty", func(c *Config) { c.Store.Path = "" }, []want{{"store.path", "must not be empty"}}},
+		{"store sync unknown", func(c *Config) { c.Store.Sync = "paranoid" }, []want{{"store.sync", "must be normal or full"}}},
+		{"store sync full", func(c *Config) { c.Store.Sync = "full" }, nil},
+		{"store retention too short", func(c *Config) { c.Store.Retention = Duration(time.Minute) }, []want{{"store.retention", "at least 1h"}}},
 		{"log debug console", func(c *Config) { c.Log = Log{Level: "debug", Format: "console"} }, no},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []want{{"log.level", `got "verbose"`}}},
 		{"log format", func(c *Config) { c.Log.Format = "text" }, []want{{"log.format", `must be one of "json" or "console", got "text"`}}},
