@@ -31,6 +31,7 @@ Usage:
   scaler version                   print the version
   scaler sim [-listen ADDR] ...    run the GitHub simulator (for tests, demos, trying a config)
   scaler sim-runner ...            a simulated runner process for the simulator (its run.sh and config.sh run it)
+  scaler bench ingest ...          fire signed deliveries at a running daemon over loopback; report throughput and latency
   scaler COMMAND -h                help for a command
 
 Environment variables override the file (see config.example.yaml); secrets
@@ -59,6 +60,8 @@ func cli(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return simCmd(ctx, rest, environ, stdout, stderr)
 	case "sim-runner":
 		return simRunnerCmd(ctx, rest, environ, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, environ, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "scaler: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

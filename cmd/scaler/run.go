@@ -19,6 +19,8 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/logging"
+	"github.com/runnerscaler/runnerscaler/internal/store"
+	"github.com/runnerscaler/runnerscaler/internal/webhook"
 )
 
 const defaultConfigPath = "/etc/runnerscaler/config.yaml"
@@ -72,11 +74,53 @@ func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		zap.String("github_api", cfg.GitHub.APIURL),
 		zap.Bool("github_app", gh.IsApp()),
 		zap.Int("pools", len(cfg.Pools)),
-		zap.String("metrics_listen", cfg.Metrics.Listen))
+		zap.String("metrics_listen", cfg.Metrics.Listen),
+		zap.String("webhook_listen", cfg.Webhook.Listen))
 
+	st, err := store.Open(ctx, cfg.Store.Path, store.Options{
+		Sync:      cfg.Store.Sync,
+		Retention: cfg.Store.Retention.D(),
+		Logger:    log.Named("store"),
+	})
+	if err != nil {
+		return err // "store: open PATH: why"
+	}
+	log.Info("store open", zap.String("path", cfg.Store.Path), zap.String("sync", cfg.Store.Sync),
+		zap.Int("schema_version", st.SchemaVersion()))
+	// The store closes last, once nothing can write to it any more.
+	err = serve(ctx, cfg, log, reg, st)
+	if cerr := st.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	return err
+}
+
+// retentionInterval is how often old jobs, deliveries and decisions are
+// pruned (store.retention says how old).
+const retentionInterval = 10 * time.Minute
+
+// serve runs the servers and the background loops over an open store until
+// ctx ends or one of them fails, then stops them in reverse start order: the
+// webhook server first (it stops taking deliveries and waits for those in
+// flight to be committed and answered), then the metrics server.
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, st *store.Store) error {
+	whMetrics, err := webhook.NewPrometheusMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("webhook metrics: %w", err)
+	}
+	intake := webhook.New(webhook.Config{Secrets: cfg.Webhook.Secrets, MaxBodyBytes: cfg.Webhook.MaxBodyBytes}, st,
+		webhook.WithLogger(log.Named("webhook")), webhook.WithMetrics(whMetrics))
+
+	// Both listeners are bound before either server answers, so a
+	// successful /healthz means the webhook port is open too.
 	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
 	if err != nil {
 		return fmt.Errorf("metrics listener on %s: %w", cfg.Metrics.Listen, err)
+	}
+	webhookLn, err := net.Listen("tcp", cfg.Webhook.Listen)
+	if err != nil {
+		metricsLn.Close()
+		return fmt.Errorf("webhook listener on %s: %w", cfg.Webhook.Listen, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -84,6 +128,7 @@ func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	webhookSrv := webhook.NewServer(cfg.Webhook.Listen, intake, cfg.Webhook.Path)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -94,11 +139,32 @@ func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return nil
 	})
 	g.Go(func() error {
+		log.Info("webhook listening", zap.String("addr", webhookLn.Addr().String()), zap.String("path", cfg.Webhook.Path))
+		if err := webhookSrv.Serve(webhookLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("webhook server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := st.RunRetention(gctx, retentionInterval); err != nil {
+			return fmt.Errorf("store retention: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return metricsSrv.Shutdown(shutdownCtx)
+		whErr := webhookSrv.Shutdown(shutdownCtx)
+		if whErr != nil {
+			whErr = fmt.Errorf("webhook server shutdown: %w", whErr)
+		}
+		mErr := metricsSrv.Shutdown(shutdownCtx)
+		if mErr != nil {
+			mErr = fmt.Errorf("metrics server shutdown: %w", mErr)
+		}
+		return errors.Join(whErr, mErr)
 	})
 	return g.Wait()
 }
