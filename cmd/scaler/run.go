@@ -88,7 +88,7 @@ func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	log.Info("store open", zap.String("path", cfg.Store.Path), zap.String("sync", cfg.Store.Sync),
 		zap.Int("schema_version", st.SchemaVersion()))
 	// The store closes last, once nothing can write to it any more.
-	err = serve(ctx, cfg, log, reg, st)
+	err = serve(ctx, cfg, log, reg, st, gh)
 	if cerr := st.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}
@@ -103,13 +103,15 @@ const retentionInterval = 10 * time.Minute
 // ctx ends or one of them fails, then stops them in reverse start order: the
 // webhook server first (it stops taking deliveries and waits for those in
 // flight to be committed and answered), then the metrics server.
-func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, st *store.Store) error {
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, st *store.Store, gh *ghapi.Client) error {
 	whMetrics, err := webhook.NewPrometheusMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("webhook metrics: %w", err)
 	}
 	intake := webhook.New(webhook.Config{Secrets: cfg.Webhook.Secrets, MaxBodyBytes: cfg.Webhook.MaxBodyBytes}, st,
-		webhook.WithLogger(log.Named("webhook")), webhook.WithMetrics(whMetrics))
+		webhook.WithLogger(log.Named("webhook")), webhook.WithMetrics(whMetrics),
+		// An installation event may move the App: look installations up afresh.
+		webhook.WithInvalidator(gh))
 
 	// Both listeners are bound before either server answers, so a
 	// successful /healthz means the webhook port is open too.

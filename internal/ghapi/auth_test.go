@@ -262,3 +262,25 @@ func cloneJSON[T any](t *testing.T, v T) T {
 	}
 	return out
 }
+
+func TestInvalidateInstallationsLooksUpAgain(t *testing.T) {
+	key, keyPEM := newKey(t)
+	srv := oapitest.NewServer(t)
+	issuer := &tokenIssuer{pub: &key.PublicKey, ttl: time.Hour}
+	srv.Handle("apps/create-installation-access-token", issuer.handle)
+	c := newAppClient(t, srv, keyPEM)
+	ctx := context.Background()
+	if _, err := c.InstallationID(ctx, orgScope); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.InstallationID(ctx, orgScope); err != nil {
+		t.Fatal(err)
+	}
+	c.InvalidateInstallations()
+	if _, err := c.InstallationID(ctx, orgScope); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Count("apps/get-org-installation"); n != 2 {
+		t.Errorf("%d lookups, want 2 (cached, then looked up again after invalidation)", n)
+	}
+}

@@ -290,9 +290,9 @@ func (c *Client) InstallationID(ctx context.Context, s Scope) (int64, error) {
 	return id, nil
 }
 
-// ForgetInstallations drops cached installation lookups, e.g. after an
+// InvalidateInstallations drops cached installation lookups, e.g. after an
 // installation webhook says the App was installed somewhere else.
-func (c *Client) ForgetInstallations() {
+func (c *Client) InvalidateInstallations() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.installByKey = map[string]int64{}
