@@ -45,6 +45,8 @@ type Spec struct {
 	Labels       []string
 	RunnerGroup  string
 	ScopeURL     string // the scope's web URL, e.g. https://github.com/octo-org (config.sh --url)
+	OS           string // the pool's os: linux, windows or macos
+	Arch         string // the pool's arch: x64, arm64 or arm
 	Registration Registration
 }
 
@@ -95,6 +97,7 @@ type Env struct {
 	Name      string          // provisioners.<name>
 	DaemonID  string          // ownership tag on every instance
 	StateDir  string          // where a provisioner may keep files (a sub-directory per provisioner is its own)
+	ConfigDir string          // directory of the config file; relative paths in settings resolve against it
 	Downloads RunnerDownloads // may be nil for kinds that do not need it
 	Logger    *zap.Logger
 	Clock     func() time.Time
