@@ -124,6 +124,13 @@ func simRunnerCmd(ctx context.Context, args []string, environ map[string]string,
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
+	// As the runner application does, take any flag not given on the command
+	// line from ACTIONS_RUNNER_INPUT_<NAME> (e.g. the token), which keeps
+	// secrets out of the process list.
+	if err := simrunner.ApplyEnvInputs(fs, environ); err != nil {
+		fmt.Fprintf(stderr, "scaler %s: %v\n", fs.Name(), err)
+		return exitUsage
+	}
 	usageErr := func(msg string) int {
 		fmt.Fprintf(stderr, "scaler %s: %s\n", name, msg)
 		fs.Usage()
