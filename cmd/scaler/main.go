@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // time zones for pool schedules, even in a minimal container
 
 	"github.com/runnerscaler/runnerscaler/internal/config"
 )

@@ -130,7 +130,83 @@ type Pool struct {
 	Ephemeral    *bool    `yaml:"ephemeral"`
 	Registration string   `yaml:"registration"`
 	IdleTimeout  Duration `yaml:"idle_timeout"`
-	Provisioner  string   `yaml:"provisioner"`
+	// MaxConcurrentCreates bounds the runners being created at once.
+	MaxConcurrentCreates int `yaml:"max_concurrent_creates"`
+	// Schedules override MinIdle in time windows; the last active one wins.
+	Schedules   []Schedule `yaml:"schedules"`
+	Provisioner string     `yaml:"provisioner"`
+}
+
+// Schedule is a weekly time window in a time zone with its own min_idle,
+// e.g. working hours: days [mon, tue, wed, thu, fri], from "08:00", to "18:00".
+type Schedule struct {
+	// Days are mon..sun; empty means every day.
+	Days []string `yaml:"days"`
+	// From and To are "HH:MM" in TimeZone; the window is [From, To). A
+	// window with To before From runs past midnight.
+	From     string `yaml:"from"`
+	To       string `yaml:"to"`
+	TimeZone string `yaml:"timezone"`
+	MinIdle  int    `yaml:"min_idle"`
+}
+
+var weekdays = map[string]time.Weekday{
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
+}
+
+// Active reports whether t falls in the window. A schedule that does not
+// validate is never active.
+func (s Schedule) Active(t time.Time) bool {
+	loc, err := s.location()
+	if err != nil {
+		return false
+	}
+	from, err1 := minuteOfDay(s.From)
+	to, err2 := minuteOfDay(s.To)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	local := t.In(loc)
+	now := local.Hour()*60 + local.Minute()
+	day := local.Weekday()
+	if from > to && now < to {
+		// Past midnight: the window opened on the previous day.
+		day = (day + 6) % 7
+	}
+	if len(s.Days) > 0 {
+		found := false
+		for _, d := range s.Days {
+			found = found || weekdays[strings.ToLower(d)] == day && weekdayKnown(d)
+		}
+		if !found {
+			return false
+		}
+	}
+	if from <= to {
+		return now >= from && now < to
+	}
+	return now >= from || now < to
+}
+
+func weekdayKnown(d string) bool {
+	_, ok := weekdays[strings.ToLower(d)]
+	return ok
+}
+
+func (s Schedule) location() (*time.Location, error) {
+	if s.TimeZone == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(s.TimeZone)
+}
+
+func minuteOfDay(hhmm string) (int, error) {
+	t, err := time.Parse("15:04", hhmm)
+	if err != nil {
+		return 0, err
+	}
+	return t.Hour()*60 + t.Minute(), nil
 }
 
 // Provisioner is a named backend that launches runner machines.
@@ -215,6 +291,7 @@ func (p *Pool) setDefaults() {
 	p.Ephemeral = &ephemeral
 	p.Registration = RegistrationJIT
 	p.IdleTimeout = Duration(10 * time.Minute)
+	p.MaxConcurrentCreates = 10
 }
 
 // defaulter is implemented by element types whose zero value is not their

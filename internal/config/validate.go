@@ -472,6 +472,12 @@ func (c *Config) validatePools(ps *problems) {
 		if p.IdleTimeout < 0 {
 			ps.add(path+".idle_timeout", fmt.Sprintf("must be >= 0s, got %s", p.IdleTimeout))
 		}
+		if p.MaxConcurrentCreates < 1 {
+			ps.add(path+".max_concurrent_creates", fmt.Sprintf("must be >= 1, got %d", p.MaxConcurrentCreates))
+		}
+		for j, sc := range p.Schedules {
+			validateSchedule(ps, fmt.Sprintf("%s.schedules[%d]", path, j), sc, p.MaxRunners)
+		}
 		switch _, ok := c.Provisioners[p.Provisioner]; {
 		case p.Provisioner == "":
 			ps.add(path+".provisioner", "required: the name of an entry under provisioners")
@@ -627,4 +633,29 @@ func choices(allowed []string) string {
 		return quoted[0]
 	}
 	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
+}
+
+func validateSchedule(ps *problems, path string, s Schedule, maxRunners int) {
+	for i, d := range s.Days {
+		if !weekdayKnown(d) {
+			ps.add(fmt.Sprintf("%s.days[%d]", path, i), fmt.Sprintf("must be one of mon, tue, wed, thu, fri, sat, sun, got %q", d))
+		}
+	}
+	if _, err := minuteOfDay(s.From); err != nil {
+		ps.add(path+".from", fmt.Sprintf("must be a time of day as HH:MM, got %q", s.From))
+	}
+	if _, err := minuteOfDay(s.To); err != nil {
+		ps.add(path+".to", fmt.Sprintf("must be a time of day as HH:MM, got %q", s.To))
+	}
+	if s.From != "" && s.From == s.To {
+		ps.add(path+".to", "must differ from from: the window would be empty")
+	}
+	if _, err := s.location(); err != nil {
+		ps.add(path+".timezone", fmt.Sprintf("unknown time zone %q: use an IANA name such as Europe/Berlin", s.TimeZone))
+	}
+	if s.MinIdle < 0 {
+		ps.add(path+".min_idle", fmt.Sprintf("must be >= 0, got %d", s.MinIdle))
+	} else if maxRunners > 0 && s.MinIdle > maxRunners {
+		ps.add(path+".min_idle", fmt.Sprintf("must be <= max_runners (%d), got %d", maxRunners, s.MinIdle))
+	}
 }
