@@ -26,6 +26,7 @@ const (
 const usage = `scaler keeps the right number of GitHub Actions self-hosted runners alive.
 
 Usage:
+  scaler demo [-jobs N] [-json]     the whole loop on this machine: simulator, daemon, local runners
   scaler run [-config FILE]        run the daemon
   scaler validate -config FILE     check a configuration file and print every problem
   scaler version                   print the version
@@ -56,6 +57,8 @@ func cli(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return validateCmd(rest, environ, stdout, stderr)
 	case "run":
 		return runCmd(ctx, rest, environ, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, rest, environ, stdout, stderr)
 	case "sim":
 		return simCmd(ctx, rest, environ, stdout, stderr)
 	case "sim-runner":

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +24,11 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/logging"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner/ec2"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner/external"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner/local"
+	"github.com/runnerscaler/runnerscaler/internal/scaler"
 	"github.com/runnerscaler/runnerscaler/internal/store"
 	"github.com/runnerscaler/runnerscaler/internal/webhook"
 )
@@ -45,7 +55,7 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 		return exitFail
 	}
 	defer func() { _ = log.Sync() }()
-	if err := run(ctx, cfg, log); err != nil {
+	if err := run(ctx, cfg, filepath.Dir(*path), log); err != nil {
 		log.Error("scaler stopped with an error", zap.Error(err))
 		return exitFail
 	}
@@ -55,82 +65,260 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 
 // run starts the daemon's parts and blocks until ctx ends or one part fails,
 // then stops them in reverse order.
-func run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func run(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger) error {
+	d, err := newDaemon(ctx, cfg, configDir, log)
+	if err != nil {
+		return err
+	}
+	// Both listeners are bound before either server answers, so a
+	// successful /healthz means the webhook port is open too.
+	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("metrics listener on %s: %w", cfg.Metrics.Listen, err), d.close())
+	}
+	webhookLn, err := net.Listen("tcp", cfg.Webhook.Listen)
+	if err != nil {
+		metricsLn.Close()
+		return errors.Join(fmt.Errorf("webhook listener on %s: %w", cfg.Webhook.Listen, err), d.close())
+	}
+	// The store closes last, once nothing can write to it any more.
+	return errors.Join(d.serve(ctx, metricsLn, webhookLn), d.close())
+}
+
+// daemonParts is the daemon's parts, built and not yet serving.
+type daemonParts struct {
+	cfg       *config.Config
+	configDir string
+	log       *zap.Logger
+	reg       *prometheus.Registry
+	gh        *ghapi.Client
+	st        *store.Store
+	provs     map[string]provisioner.Provisioner
+	regs      *ec2.RegistrationServer
+	groups    *scaler.GroupKeeper
+	access    *scaler.AccessCache
+	engine    *scaler.Engine
+	closers   []func() error // in the order to call them
+}
+
+// newDaemon builds the daemon's parts from the configuration: the GitHub
+// client, the store, the provisioners, the runner-group keeper, the access
+// cache and the scaling engine. It does not listen.
+func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger) (_ *daemonParts, err error) {
+	d := &daemonParts{cfg: cfg, configDir: configDir, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.close())
+		}
+	}()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "runnerscaler", Name: "build_info",
 		Help: "Always 1; labels say which build is running.",
 	}, []string{"version", "revision", "goversion"})
-	reg.MustRegister(buildInfo)
+	d.reg.MustRegister(buildInfo)
 	buildInfo.WithLabelValues(version, revision(), runtime.Version()).Set(1)
 
-	gh, err := newGitHubClient(cfg, reg, log)
-	if err != nil {
-		return err
+	if d.gh, err = newGitHubClient(cfg, d.reg, log); err != nil {
+		return nil, err
 	}
 	log.Info("scaler starting",
 		zap.String("version", version),
 		zap.String("github_api", cfg.GitHub.APIURL),
-		zap.Bool("github_app", gh.IsApp()),
+		zap.Bool("github_app", d.gh.IsApp()),
 		zap.Int("pools", len(cfg.Pools)),
 		zap.String("metrics_listen", cfg.Metrics.Listen),
 		zap.String("webhook_listen", cfg.Webhook.Listen))
 
-	st, err := store.Open(ctx, cfg.Store.Path, store.Options{
+	d.st, err = store.Open(ctx, cfg.Store.Path, store.Options{
 		Sync:      cfg.Store.Sync,
 		Retention: cfg.Store.Retention.D(),
 		Logger:    log.Named("store"),
 	})
 	if err != nil {
-		return err // "store: open PATH: why"
+		return nil, err // "store: open PATH: why"
 	}
+	d.closers = append(d.closers, func() error {
+		if err := d.st.Close(); err != nil {
+			return fmt.Errorf("close store: %w", err)
+		}
+		return nil
+	})
 	log.Info("store open", zap.String("path", cfg.Store.Path), zap.String("sync", cfg.Store.Sync),
-		zap.Int("schema_version", st.SchemaVersion()))
-	// The store closes last, once nothing can write to it any more.
-	err = serve(ctx, cfg, log, reg, st, gh)
-	if cerr := st.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		zap.Int("schema_version", d.st.SchemaVersion()))
+
+	pools, err := scaler.PoolsFromConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	if err := d.buildProvisioners(pools); err != nil {
+		return nil, err
+	}
+	d.access = scaler.NewAccessCache(d.gh, scaler.WithAccessLogger(log.Named("access")))
+	d.groups = scaler.NewGroupKeeper(d.gh, cfg.RunnerGroups, log.Named("groups"))
+	d.groups.SetOnChange(d.access.Invalidate)
+	d.engine, err = scaler.New(scaler.EngineConfig{
+		Pools:        pools,
+		Store:        d.st,
+		GitHub:       d.gh,
+		Provisioners: d.provs,
+		Groups:       d.groups,
+		Access:       d.access,
+		Logger:       log.Named("scaler"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// buildProvisioners builds the provisioners the pools use, each wrapped with
+// metrics and retries.
+func (d *daemonParts) buildProvisioners(pools []scaler.Pool) error {
+	stateDir := filepath.Dir(d.cfg.Store.Path)
+	daemonID, err := loadDaemonID(stateDir)
+	if err != nil {
+		return err
+	}
+	rec, err := provisioner.NewPrometheusRecorder(d.reg)
+	if err != nil {
+		return fmt.Errorf("provisioner metrics: %w", err)
+	}
+	d.regs = ec2.NewRegistrationServer()
+	registry := provisioner.NewRegistry()
+	registry.Register("local", local.Factory)
+	registry.Register("external", external.Factory)
+	registry.Register("ec2", ec2.NewFactory(d.regs))
+	var downloads provisioner.RunnerDownloads
+	if len(pools) > 0 {
+		downloads = ghDownloads{gh: d.gh, scope: pools[0].Scope}
+	}
+	d.provs = map[string]provisioner.Provisioner{}
+	for _, p := range pools {
+		if _, done := d.provs[p.Provisioner]; done {
+			continue
+		}
+		pc, ok := d.cfg.Provisioners[p.Provisioner]
+		if !ok {
+			return fmt.Errorf("pool %s: provisioner %q is not configured", p.Name, p.Provisioner)
+		}
+		built, err := registry.Build(pc.Type, pc.Settings, provisioner.Env{
+			Name: p.Provisioner, DaemonID: daemonID, StateDir: stateDir, ConfigDir: d.configDir,
+			Downloads: downloads, Logger: d.log.Named("provisioner"),
+		})
+		if err != nil {
+			return fmt.Errorf("provisioners.%s: %w", p.Provisioner, err)
+		}
+		if c, ok := built.(io.Closer); ok {
+			d.closers = append([]func() error{c.Close}, d.closers...)
+		}
+		d.provs[p.Provisioner] = provisioner.Instrument(p.Provisioner, built, rec, provisioner.RetryPolicy{}, d.log.Named("provisioner"))
+	}
+	return nil
+}
+
+// loadDaemonID reads the daemon's id from stateDir/daemon-id, making one the
+// first time. Every instance is tagged with it.
+func loadDaemonID(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, "daemon-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("daemon id: %w", err)
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("daemon id: %w", err)
+	}
+	id := "rs-" + hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("daemon id: %w", err)
+	}
+	return id, nil
+}
+
+// ghDownloads adapts the GitHub client to provisioner.RunnerDownloads.
+type ghDownloads struct {
+	gh    *ghapi.Client
+	scope ghapi.Scope
+}
+
+func (g ghDownloads) RunnerApplications(ctx context.Context) ([]provisioner.RunnerApplication, error) {
+	apps, err := g.gh.ListRunnerApplications(ctx, g.scope)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]provisioner.RunnerApplication, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, provisioner.RunnerApplication{
+			OS: a.GetOS(), Architecture: a.GetArchitecture(), DownloadURL: a.GetDownloadURL(),
+			Filename: a.GetFilename(), SHA256: a.GetSHA256Checksum(),
+		})
+	}
+	return out, nil
+}
+
+// close releases what newDaemon opened, the store last.
+func (d *daemonParts) close() error {
+	var errs []error
+	for _, c := range d.closers {
+		errs = append(errs, c())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
 }
 
 // retentionInterval is how often old jobs, deliveries and decisions are
 // pruned (store.retention says how old).
 const retentionInterval = 10 * time.Minute
 
-// serve runs the servers and the background loops over an open store until
-// ctx ends or one of them fails, then stops them in reverse start order: the
-// webhook server first (it stops taking deliveries and waits for those in
-// flight to be committed and answered), then the metrics server.
-func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, st *store.Store, gh *ghapi.Client) error {
-	whMetrics, err := webhook.NewPrometheusMetrics(reg)
+// serve runs the servers and the background loops until ctx ends or one of
+// them fails, then stops them in reverse start order: the webhook server
+// first (it stops taking deliveries and waits for those in flight to be
+// committed and answered), then the metrics server, then the engine (which
+// waits for the creates and deletes in flight).
+func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listener) error {
+	cfg, log, st := d.cfg, d.log, d.st
+	whMetrics, err := webhook.NewPrometheusMetrics(d.reg)
 	if err != nil {
+		metricsLn.Close()
+		webhookLn.Close()
 		return fmt.Errorf("webhook metrics: %w", err)
 	}
 	intake := webhook.New(webhook.Config{Secrets: cfg.Webhook.Secrets, MaxBodyBytes: cfg.Webhook.MaxBodyBytes}, st,
 		webhook.WithLogger(log.Named("webhook")), webhook.WithMetrics(whMetrics),
-		// An installation event may move the App: look installations up afresh.
-		webhook.WithInvalidator(gh))
+		// An installation event may move the App and change which
+		// repositories it sees: look installations and access up afresh.
+		webhook.WithInvalidator(invalidators{d.gh, d.access}),
+		webhook.WithNotifier(d.engine))
 
-	// Both listeners are bound before either server answers, so a
-	// successful /healthz means the webhook port is open too.
-	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
-	if err != nil {
-		return fmt.Errorf("metrics listener on %s: %w", cfg.Metrics.Listen, err)
-	}
-	webhookLn, err := net.Listen("tcp", cfg.Webhook.Listen)
-	if err != nil {
-		metricsLn.Close()
-		return fmt.Errorf("webhook listener on %s: %w", cfg.Webhook.Listen, err)
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	webhookSrv := webhook.NewServer(cfg.Webhook.Listen, intake, cfg.Webhook.Path)
+	// EC2 instances fetch their registration from the webhook listener.
+	whHandler := webhookSrv.Handler
+	webhookSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == ec2.RegistrationPath {
+			d.regs.ServeHTTP(w, r)
+			return
+		}
+		whHandler.ServeHTTP(w, r)
+	})
+
+	// Groups in shape and their access lists cached before the first job
+	// is matched; failures are retried by the keeper's loop and on demand.
+	if err := d.groups.Reconcile(ctx); err != nil {
+		log.Warn("runner groups not in shape yet; retrying", zap.Error(err))
+	}
+	if err := d.access.Warm(ctx, d.engine.Pools()); err != nil {
+		log.Warn("runner group access not cached yet", zap.Error(err))
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -153,6 +341,12 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		}
 		return nil
 	})
+	g.Go(func() error { return d.groups.Run(gctx, 0) })
+	engineDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(engineDone)
+		return d.engine.Run(gctx)
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down")
@@ -166,9 +360,21 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		if mErr != nil {
 			mErr = fmt.Errorf("metrics server shutdown: %w", mErr)
 		}
+		<-engineDone
 		return errors.Join(whErr, mErr)
 	})
 	return g.Wait()
+}
+
+// invalidators tells every cache of an installation change.
+type invalidators struct {
+	gh     *ghapi.Client
+	access *scaler.AccessCache
+}
+
+func (i invalidators) InvalidateInstallations() {
+	i.gh.InvalidateInstallations()
+	i.access.Invalidate()
 }
 
 // newGitHubClient builds the GitHub client from the configuration, with its

@@ -1,0 +1,304 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/runnerscaler/runnerscaler/internal/ghapi"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/store"
+)
+
+// RunnerAPI is what the engine needs of GitHub (*ghapi.Client): register a
+// runner (JIT config or registration token) and unregister one.
+type RunnerAPI interface {
+	GenerateJITConfig(ctx context.Context, s ghapi.Scope, req ghapi.JITRequest) (*ghapi.JITConfig, error)
+	RegistrationToken(ctx context.Context, s ghapi.Scope) (*ghapi.RegistrationToken, error)
+	DeleteRunner(ctx context.Context, s ghapi.Scope, runnerID int64) error
+}
+
+var _ RunnerAPI = (*ghapi.Client)(nil)
+
+// StateStore is what the engine needs of the store (*store.Store).
+type StateStore interface {
+	Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error)
+	SetJobPool(ctx context.Context, id int64, pool string) error
+	PutRunner(ctx context.Context, r store.Runner) error
+	Runners(ctx context.Context, pool string) ([]store.Runner, error)
+	AddDecision(ctx context.Context, d store.Decision) error
+}
+
+var _ StateStore = (*store.Store)(nil)
+
+// groupResolver turns a runner group name into its id (GroupKeeper does, with
+// a cache).
+type groupResolver interface {
+	GroupID(ctx context.Context, scope ghapi.Scope, name string) (int64, error)
+}
+
+// planFunc is the planner's signature (Plan).
+type planFunc func(PlanState, time.Time) []Action
+
+// Engine defaults.
+const (
+	DefaultLoopInterval        = 15 * time.Second
+	DefaultMaxCreatesInFlight  = 50
+	DefaultCreateAttempts      = 3
+	DefaultCreateBackoff       = time.Second
+	DefaultExternalCallTimeout = 2 * time.Minute
+	// defaultGroupID is the id of every scope's "Default" runner group.
+	defaultGroupID = 1
+)
+
+// EngineConfig is what New needs. Pools, Store, GitHub and Provisioners are
+// required; the rest have defaults.
+type EngineConfig struct {
+	Pools  []Pool
+	Store  StateStore
+	GitHub RunnerAPI
+	// Provisioners by name (provisioners.<name>); every pool's Provisioner
+	// must be here.
+	Provisioners map[string]provisioner.Provisioner
+	// Groups resolves runner group names to ids for JIT requests; nil knows
+	// only "Default" (id 1), which is all repository-scope pools use.
+	Groups groupResolver
+	// Access says which repositories may use which pool's runner group; nil
+	// lets only repository-scope pools match (see Match).
+	Access AccessChecker
+	// Plan is the planner; nil is Plan.
+	Plan planFunc
+	// Logger; nil discards.
+	Logger *zap.Logger
+	// Clock; nil is time.Now.
+	Clock func() time.Time
+	// Interval is how often the loop runs without events; default 15 s.
+	Interval time.Duration
+	// MaxCreatesInFlight bounds creates across all pools; default 50. Each
+	// pool is bounded by its MaxConcurrentCreates too.
+	MaxCreatesInFlight int
+	// CreateAttempts bounds tries per runner (register + create); default 3.
+	CreateAttempts int
+	// CreateBackoff is the first wait between tries, doubling with full
+	// jitter; default 1 s.
+	CreateBackoff time.Duration
+	// MaxLaunchesPerMinute bounds creates started per pool per minute; 0 is
+	// unbounded.
+	MaxLaunchesPerMinute int
+	// WebURL is GitHub's web root for runner scope URLs; default
+	// https://github.com.
+	WebURL string
+	// CallTimeout bounds each external call the engine makes (GitHub,
+	// provisioner); default 2 minutes.
+	CallTimeout time.Duration
+}
+
+// Engine matches jobs to pools, plans and executes. It implements
+// webhook.Notifier: JobChanged never blocks, it queues the job and wakes the
+// loop (Run), which does everything else.
+type Engine struct {
+	cfg   EngineConfig
+	pools map[string]Pool
+	log   *zap.Logger
+	now   func() time.Time
+	plan  planFunc
+	wake  chan struct{}
+	exec  *executor
+
+	mu      sync.Mutex
+	pending []store.Job // job events not yet handled by the loop
+	// decided holds jobs already matched (or found unmatched), so each is
+	// matched once; value is the pool ("" unmatched). Completed jobs leave.
+	decided map[int64]string
+	// arrived is when each queued job's event reached JobChanged.
+	arrived map[int64]time.Time
+	// waiting holds, per pool, matched queued jobs not yet attributed to a
+	// Create call, in arrival order, for the queued → create latency.
+	waiting   map[string][]int64
+	latencies []time.Duration
+	unmatched int
+	matched   int
+	removing  map[string]bool // runners being removed or deleted
+}
+
+// New builds an engine. It does no I/O.
+func New(cfg EngineConfig) (*Engine, error) {
+	if cfg.Store == nil || cfg.GitHub == nil {
+		return nil, errors.New("scaler: engine needs a store and a GitHub client")
+	}
+	pools := make(map[string]Pool, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		if _, dup := pools[p.Name]; dup {
+			return nil, fmt.Errorf("scaler: pool %q defined twice", p.Name)
+		}
+		if _, ok := cfg.Provisioners[p.Provisioner]; !ok {
+			return nil, fmt.Errorf("scaler: pool %s: provisioner %q not built", p.Name, p.Provisioner)
+		}
+		pools[p.Name] = p
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Plan == nil {
+		cfg.Plan = Plan
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultLoopInterval
+	}
+	if cfg.MaxCreatesInFlight <= 0 {
+		cfg.MaxCreatesInFlight = DefaultMaxCreatesInFlight
+	}
+	if cfg.CreateAttempts <= 0 {
+		cfg.CreateAttempts = DefaultCreateAttempts
+	}
+	if cfg.CreateBackoff <= 0 {
+		cfg.CreateBackoff = DefaultCreateBackoff
+	}
+	if cfg.WebURL == "" {
+		cfg.WebURL = "https://github.com"
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultExternalCallTimeout
+	}
+	e := &Engine{
+		cfg:      cfg,
+		pools:    pools,
+		log:      cfg.Logger,
+		now:      cfg.Clock,
+		plan:     cfg.Plan,
+		wake:     make(chan struct{}, 1),
+		decided:  map[int64]string{},
+		arrived:  map[int64]time.Time{},
+		waiting:  map[string][]int64{},
+		removing: map[string]bool{},
+	}
+	e.exec = newExecutor(e)
+	return e, nil
+}
+
+// Pools returns the engine's pools.
+func (e *Engine) Pools() []Pool { return append([]Pool(nil), e.cfg.Pools...) }
+
+// JobChanged implements webhook.Notifier: it records when a queued job's
+// event arrived, queues the job for the loop and wakes it. It never blocks.
+func (e *Engine) JobChanged(_ context.Context, job store.Job) {
+	now := e.now()
+	e.mu.Lock()
+	if job.Status == store.JobQueued {
+		if _, ok := e.arrived[job.ID]; !ok {
+			e.arrived[job.ID] = now
+		}
+	}
+	e.pending = append(e.pending, job)
+	e.mu.Unlock()
+	e.Wake()
+}
+
+// Wake asks the loop for a pass without blocking.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	JobsMatched     int // jobs matched to a pool
+	JobsUnmatched   int // jobs no pool may run
+	RunnersLaunched int // provisioner creates that succeeded
+	CreatesFailed   int // runners given up on after every attempt
+	CreatesInFlight int
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	s := Stats{JobsMatched: e.matched, JobsUnmatched: e.unmatched}
+	e.mu.Unlock()
+	s.RunnersLaunched, s.CreatesFailed, s.CreatesInFlight = e.exec.counts()
+	return s
+}
+
+// CreateLatencies returns, for each provisioner create call attributed to a
+// queued job, the time from that job's queued event reaching JobChanged to
+// the call (the oldest waiting job of the pool is attributed to each call).
+func (e *Engine) CreateLatencies() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]time.Duration(nil), e.latencies...)
+}
+
+// noteCreateCall attributes a create call in pool to its oldest waiting job.
+func (e *Engine) noteCreateCall(pool string, at time.Time) (jobID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.waiting[pool]
+	for len(q) > 0 {
+		id := q[0]
+		q = q[1:]
+		if t, ok := e.arrived[id]; ok {
+			e.latencies = append(e.latencies, at.Sub(t))
+			delete(e.arrived, id)
+			e.waiting[pool] = q
+			return id
+		}
+	}
+	e.waiting[pool] = q
+	return 0
+}
+
+// record logs a decision and stores it.
+func (e *Engine) record(ctx context.Context, d store.Decision, fields ...zap.Field) {
+	if d.At.IsZero() {
+		d.At = e.now()
+	}
+	e.log.Info("decision", append([]zap.Field{zap.String("pool", d.Pool), zap.String("action", d.Action),
+		zap.Int("count", d.Count), zap.String("reason", d.Reason)}, fields...)...)
+	if err := e.cfg.Store.AddDecision(ctx, d); err != nil {
+		e.log.Warn("decision not stored", zap.String("pool", d.Pool), zap.String("action", d.Action), zap.Error(err))
+	}
+}
+
+// callCtx bounds one external call; it survives the loop's cancellation
+// only as long as the caller's context does.
+func (e *Engine) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.cfg.CallTimeout)
+}
+
+// scopeURL is the scope's web URL, as config.sh --url takes it.
+func (e *Engine) scopeURL(s ghapi.Scope) string {
+	switch s.Kind {
+	case ghapi.ScopeEnterprise:
+		return e.cfg.WebURL + "/enterprises/" + s.Name
+	case ghapi.ScopeRepo:
+		return e.cfg.WebURL + "/" + s.Name + "/" + s.Repo
+	default:
+		return e.cfg.WebURL + "/" + s.Name
+	}
+}
+
+// groupID resolves the pool's runner group id.
+func (e *Engine) groupID(ctx context.Context, p Pool) (int64, error) {
+	if p.Scope.Kind == ghapi.ScopeRepo || p.RunnerGroup == "" || strings.EqualFold(p.RunnerGroup, "Default") {
+		return defaultGroupID, nil
+	}
+	if e.cfg.Groups == nil {
+		return 0, fmt.Errorf("runner group %s of pool %s: no group resolver", p.RunnerGroup, p.Name)
+	}
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	id, err := e.cfg.Groups.GroupID(cctx, p.Scope, p.RunnerGroup)
+	if err != nil {
+		return 0, fmt.Errorf("runner group %s of pool %s: %w", p.RunnerGroup, p.Name, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,302 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/runnerscaler/runnerscaler/internal/ghapi"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/secret"
+	"github.com/runnerscaler/runnerscaler/internal/store"
+)
+
+type fakeGitHub struct {
+	mu       sync.Mutex
+	nextID   int64
+	jit      []ghapi.JITRequest
+	deleted  []int64
+	busy     map[int64]bool
+	tokens   int
+	jitError error
+}
+
+func (f *fakeGitHub) GenerateJITConfig(_ context.Context, _ ghapi.Scope, req ghapi.JITRequest) (*ghapi.JITConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.jitError != nil {
+		return nil, f.jitError
+	}
+	f.nextID++
+	f.jit = append(f.jit, req)
+	return &ghapi.JITConfig{Runner: &github.Runner{ID: github.Int64(f.nextID), Name: github.String(req.Name)},
+		Encoded: secret.String("JITSECRET-" + req.Name)}, nil
+}
+
+func (f *fakeGitHub) RegistrationToken(context.Context, ghapi.Scope) (*ghapi.RegistrationToken, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens++
+	return &ghapi.RegistrationToken{Token: "TOKENSECRET", ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+
+func (f *fakeGitHub) DeleteRunner(_ context.Context, _ ghapi.Scope, id int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.busy[id] {
+		return ghapi.ErrRunnerBusy
+	}
+	f.deleted = append(f.deleted, id)
+	return nil
+}
+
+type fakeProv struct {
+	mu      sync.Mutex
+	fail    int // creates left to fail
+	specs   []provisioner.Spec
+	insts   map[string]provisioner.Instance
+	deleted []string
+}
+
+func (p *fakeProv) Create(_ context.Context, s provisioner.Spec) (provisioner.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.specs = append(p.specs, s)
+	if p.fail > 0 {
+		p.fail--
+		return provisioner.Instance{}, errors.New("boom")
+	}
+	in := provisioner.Instance{ID: "i-" + s.RunnerName, Pool: s.Pool, RunnerName: s.RunnerName, State: provisioner.StateRunning}
+	if p.insts == nil {
+		p.insts = map[string]provisioner.Instance{}
+	}
+	p.insts[in.ID] = in
+	return in, nil
+}
+
+func (p *fakeProv) Delete(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.insts, id)
+	p.deleted = append(p.deleted, id)
+	return nil
+}
+
+func (p *fakeProv) List(context.Context) ([]provisioner.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []provisioner.Instance
+	for _, in := range p.insts {
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (p *fakeProv) Get(_ context.Context, id string) (provisioner.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in, ok := p.insts[id]
+	if !ok {
+		return provisioner.Instance{}, provisioner.ErrNotFound
+	}
+	return in, nil
+}
+
+type engineEnv struct {
+	e    *Engine
+	st   *store.Store
+	gh   *fakeGitHub
+	prov *fakeProv
+}
+
+func newEngineEnv(t *testing.T, pools ...Pool) *engineEnv {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	env := &engineEnv{st: st, gh: &fakeGitHub{busy: map[int64]bool{}}, prov: &fakeProv{}}
+	env.e, err = New(EngineConfig{
+		Pools: pools, Store: st, GitHub: env.gh,
+		Provisioners: map[string]provisioner.Provisioner{"p": env.prov},
+		Access:       AllowAll{}, CreateBackoff: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// event stores a job transition and tells the engine, as the webhook intake does.
+func (env *engineEnv) event(t *testing.T, ev store.JobEvent) {
+	t.Helper()
+	res, err := env.st.Ingest(context.Background(), store.Delivery{GUID: strings.Repeat("x", 3) + ev.Action + time.Now().String(),
+		Event: "workflow_job", Action: ev.Action, ReceivedAt: time.Now(), Outcome: "job"}, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied {
+		env.e.JobChanged(context.Background(), res.Job)
+	}
+}
+
+func (env *engineEnv) pass(t *testing.T) {
+	t.Helper()
+	if err := env.e.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	env.e.exec.wait()
+}
+
+func orgPool() Pool {
+	return Pool{Name: "small", Scope: ghapi.Org("octo-org"), RunnerGroup: "Default", Labels: []string{"small"},
+		OS: "linux", Arch: "x64", MaxRunners: 5, Ephemeral: true, Registration: "jit", Provisioner: "p"}
+}
+
+func TestEngineLaunchesForAQueuedJob(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 1, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 2, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"ubuntu-latest"}})
+	env.pass(t)
+
+	if len(env.gh.jit) != 1 || len(env.prov.specs) != 1 {
+		t.Fatalf("%d JIT calls, %d creates; want 1 and 1", len(env.gh.jit), len(env.prov.specs))
+	}
+	req, spec := env.gh.jit[0], env.prov.specs[0]
+	if !strings.HasPrefix(req.Name, "small-") || req.RunnerGroupID != 1 || strings.Join(req.Labels, ",") != "self-hosted,linux,x64,small" {
+		t.Errorf("JIT request %+v", req)
+	}
+	if spec.RunnerName != req.Name || spec.ScopeURL != "https://github.com/octo-org" || spec.Registration.JITConfig.Reveal() != "JITSECRET-"+req.Name {
+		t.Errorf("spec %+v", spec)
+	}
+	rs, _ := env.st.Runners(context.Background(), "small")
+	if len(rs) != 1 || rs[0].State != RunnerStarting || rs[0].GitHubID != 1 || rs[0].InstanceID != "i-"+req.Name {
+		t.Fatalf("stored runners %+v", rs)
+	}
+	if j, _, _ := env.st.Job(context.Background(), 1); j.Pool != "small" {
+		t.Errorf("job 1 pool %q", j.Pool)
+	}
+	st := env.e.Stats()
+	if st.JobsMatched != 1 || st.JobsUnmatched != 1 || st.RunnersLaunched != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if lat := env.e.CreateLatencies(); len(lat) != 1 || lat[0] < 0 {
+		t.Errorf("latencies %v", lat)
+	}
+	ds, _ := env.st.Decisions(context.Background(), 0)
+	var unmatched, creates int
+	for _, d := range ds {
+		switch d.Action {
+		case "unmatched":
+			unmatched++
+			if !strings.Contains(d.Reason, "job 2") {
+				t.Errorf("unmatched reason %q", d.Reason)
+			}
+		case ActionCreate:
+			creates++
+		}
+	}
+	if unmatched != 1 || creates != 1 {
+		t.Errorf("decisions %+v", ds)
+	}
+
+	// A second pass changes nothing: the runner covers the job.
+	env.pass(t)
+	if len(env.prov.specs) != 1 {
+		t.Errorf("%d creates after a second pass", len(env.prov.specs))
+	}
+
+	// The runner takes the job, finishes it, and its instance goes.
+	name := req.Name
+	env.event(t, store.JobEvent{Action: store.JobInProgress, JobID: 1, RunnerName: name, RunnerID: 1})
+	env.pass(t)
+	rs, _ = env.st.Runners(context.Background(), "small")
+	if rs[0].State != RunnerBusy || rs[0].JobID != 1 {
+		t.Fatalf("after in_progress: %+v", rs[0])
+	}
+	env.event(t, store.JobEvent{Action: store.JobCompleted, JobID: 1, RunnerName: name, RunnerID: 1, Conclusion: "success"})
+	env.pass(t)
+	rs, _ = env.st.Runners(context.Background(), "small")
+	if rs[0].State != runnerRemoved || len(env.prov.deleted) != 1 || len(env.prov.insts) != 0 {
+		t.Fatalf("after completed: %+v, deleted %v", rs[0], env.prov.deleted)
+	}
+	if len(env.prov.specs) != 1 {
+		t.Errorf("%d creates in all, want 1", len(env.prov.specs))
+	}
+}
+
+func TestEngineFailedCreateUnregistersAndRetries(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	env.prov.fail = 1
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 7, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.pass(t)
+	if len(env.gh.jit) != 2 || len(env.prov.specs) != 2 {
+		t.Fatalf("%d JIT calls, %d creates; want 2 and 2", len(env.gh.jit), len(env.prov.specs))
+	}
+	if len(env.gh.deleted) != 1 || env.gh.deleted[0] != 1 {
+		t.Errorf("deleted runners %v, want [1] (the first registration)", env.gh.deleted)
+	}
+	rs, _ := env.st.Runners(context.Background(), "")
+	if len(rs) != 1 || rs[0].GitHubID != 2 {
+		t.Errorf("runners %+v", rs)
+	}
+}
+
+func TestEngineRemovesIdleRunnersButNotBusyOnes(t *testing.T) {
+	p := orgPool()
+	p.IdleTimeout = 0
+	env := newEngineEnv(t, p)
+	ctx := context.Background()
+	old := time.Now().Add(-time.Hour)
+	for i, name := range []string{"small-a", "small-b"} {
+		env.prov.insts = map[string]provisioner.Instance{}
+		if err := env.st.PutRunner(ctx, store.Runner{Name: name, Pool: "small", GitHubID: int64(10 + i), Provisioner: "p",
+			InstanceID: "i-" + name, State: RunnerIdle, CreatedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.prov.insts = map[string]provisioner.Instance{
+		"i-small-a": {ID: "i-small-a", State: provisioner.StateRunning},
+		"i-small-b": {ID: "i-small-b", State: provisioner.StateRunning},
+	}
+	env.gh.busy[11] = true // GitHub says small-b took a job
+	env.pass(t)
+	rs, _ := env.st.Runners(ctx, "small")
+	got := map[string]string{}
+	for _, r := range rs {
+		got[r.Name] = r.State
+	}
+	if got["small-a"] != runnerRemoved || got["small-b"] != RunnerBusy {
+		t.Errorf("states %v", got)
+	}
+	if len(env.prov.deleted) != 1 || env.prov.deleted[0] != "i-small-a" {
+		t.Errorf("deleted instances %v", env.prov.deleted)
+	}
+}
+
+func TestEngineRunWakesOnEvents(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	env.e.cfg.Interval = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.e.Run(ctx) }()
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 3, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for env.e.Stats().RunnersLaunched == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if env.e.Stats().RunnersLaunched != 1 {
+		t.Fatal("no runner launched without a timer tick")
+	}
+}

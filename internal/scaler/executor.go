@@ -1,0 +1,420 @@
+package scaler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/runnerscaler/runnerscaler/internal/ghapi"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/store"
+)
+
+// executor performs the planner's actions with bounded concurrency: creates
+// (register with GitHub, then the provisioner's create) and removals.
+type executor struct {
+	e      *Engine
+	global chan struct{} // one token per create in progress, all pools
+
+	wg sync.WaitGroup // every goroutine started
+
+	mu       sync.Mutex
+	perPool  map[string]chan struct{}
+	inFlight map[string]int         // creates started, not yet stored as runners
+	launches map[string][]time.Time // create starts per pool, for the launch rate
+	launched int
+	failed   int
+}
+
+func newExecutor(e *Engine) *executor {
+	x := &executor{
+		e:        e,
+		global:   make(chan struct{}, e.cfg.MaxCreatesInFlight),
+		perPool:  map[string]chan struct{}{},
+		inFlight: map[string]int{},
+		launches: map[string][]time.Time{},
+	}
+	for _, p := range e.cfg.Pools {
+		x.perPool[p.Name] = make(chan struct{}, p.maxConcurrentCreates())
+	}
+	return x
+}
+
+// wait blocks until every create and delete started has ended.
+func (x *executor) wait() { x.wg.Wait() }
+
+func (x *executor) counts() (launched, failed, inFlight int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, n := range x.inFlight {
+		inFlight += n
+	}
+	return x.launched, x.failed, inFlight
+}
+
+func (x *executor) inFlightByPool() map[string]int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make(map[string]int, len(x.inFlight))
+	for k, v := range x.inFlight {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// launchWindow is the period of the per-pool launch rate.
+const launchWindow = time.Minute
+
+func (x *executor) launchesInWindow(now time.Time) map[string]int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make(map[string]int, len(x.launches))
+	for pool, ts := range x.launches {
+		i := 0
+		for i < len(ts) && now.Sub(ts[i]) >= launchWindow {
+			i++
+		}
+		ts = ts[i:]
+		x.launches[pool] = ts
+		if len(ts) > 0 {
+			out[pool] = len(ts)
+		}
+	}
+	return out
+}
+
+// runnerName is <pool>-<8 random hex digits>.
+func runnerName(pool string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return pool + "-" + hex.EncodeToString(b[:])
+}
+
+// create starts one runner of pool p in the background; it counts as in
+// flight from now until the runner is stored (or given up).
+func (x *executor) create(ctx context.Context, p Pool) {
+	x.mu.Lock()
+	x.inFlight[p.Name]++
+	x.launches[p.Name] = append(x.launches[p.Name], x.e.now())
+	sem := x.perPool[p.Name]
+	x.mu.Unlock()
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer x.e.Wake() // the runner (or its absence) is now visible: plan again
+		defer func() {
+			x.mu.Lock()
+			x.inFlight[p.Name]--
+			x.mu.Unlock()
+		}()
+		select {
+		case x.global <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-x.global }()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-sem }()
+		x.createOne(ctx, p)
+	}()
+}
+
+// createOne registers and launches one runner, retrying with back-off: a
+// failed create unregisters the runner it registered before trying again.
+func (x *executor) createOne(ctx context.Context, p Pool) {
+	e := x.e
+	prov := e.cfg.Provisioners[p.Provisioner]
+	backoff := e.cfg.CreateBackoff
+	var jobID int64
+	noted := false
+	for attempt := 1; ; attempt++ {
+		name := runnerName(p.Name)
+		fields := []zap.Field{zap.String("pool", p.Name), zap.String("runner", name), zap.Int("attempt", attempt)}
+		reg, ghID, err := x.register(ctx, p, name)
+		if err == nil {
+			if !noted {
+				jobID, noted = e.noteCreateCall(p.Name, e.now()), true
+			}
+			if jobID != 0 {
+				fields = append(fields, zap.Int64("job_id", jobID))
+			}
+			spec := provisioner.Spec{
+				RunnerName: name, Pool: p.Name, Labels: p.EffectiveLabels(), RunnerGroup: p.RunnerGroup,
+				ScopeURL: e.scopeURL(p.Scope), OS: p.OS, Arch: p.Arch, Registration: reg,
+			}
+			cctx, cancel := e.callCtx(ctx)
+			var inst provisioner.Instance
+			inst, err = prov.Create(cctx, spec)
+			cancel()
+			if err == nil {
+				r := store.Runner{
+					Name: name, Pool: p.Name, GitHubID: ghID, Scope: p.Scope.String(), Provisioner: p.Provisioner,
+					InstanceID: inst.ID, State: RunnerStarting, CreatedAt: e.now(),
+				}
+				if perr := e.cfg.Store.PutRunner(context.WithoutCancel(ctx), r); perr != nil {
+					// A runner the store does not know would never be
+					// removed: undo it.
+					e.log.Error("launched runner not stored; removing it", append(fields, zap.Error(perr))...)
+					x.undo(ctx, p, name, ghID, prov, inst.ID)
+					err = perr
+				} else {
+					x.mu.Lock()
+					x.launched++
+					x.mu.Unlock()
+					e.log.Info("runner launched", append(fields, zap.String("instance", inst.ID),
+						zap.Int64("github_id", ghID), zap.String("registration", p.Registration))...)
+					return
+				}
+			} else {
+				e.log.Warn("provisioner create failed", append(fields, zap.Error(err))...)
+				x.undo(ctx, p, name, ghID, nil, "")
+			}
+		} else {
+			e.log.Warn("runner registration failed", append(fields, zap.Error(err))...)
+		}
+		if attempt >= e.cfg.CreateAttempts || provisioner.IsPermanent(err) || ctx.Err() != nil {
+			x.mu.Lock()
+			x.failed++
+			x.mu.Unlock()
+			e.record(context.WithoutCancel(ctx), store.Decision{Pool: p.Name, Action: "create-failed", Count: 1,
+				Reason: fmt.Sprintf("gave up after %d attempts: %v", attempt, err)}, fields...)
+			return
+		}
+		wait := time.Duration(mrand.Float64() * float64(backoff))
+		backoff = min(backoff*2, 30*time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// register asks GitHub for the runner's registration: a JIT config (one
+// call; the runner is registered now and its id returned) or the scope's
+// cached registration token (id unknown until it registers).
+func (x *executor) register(ctx context.Context, p Pool, name string) (provisioner.Registration, int64, error) {
+	e := x.e
+	if p.Registration == "token" {
+		cctx, cancel := e.callCtx(ctx)
+		defer cancel()
+		tok, err := e.cfg.GitHub.RegistrationToken(cctx, p.Scope)
+		if err != nil {
+			return provisioner.Registration{}, 0, fmt.Errorf("register runner %s: %w", name, err)
+		}
+		return provisioner.Registration{Token: tok.Token, Ephemeral: p.Ephemeral}, 0, nil
+	}
+	gid, err := e.groupID(ctx, p)
+	if err != nil {
+		return provisioner.Registration{}, 0, fmt.Errorf("register runner %s: %w", name, err)
+	}
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	jit, err := e.cfg.GitHub.GenerateJITConfig(cctx, p.Scope, ghapi.JITRequest{
+		Name: name, RunnerGroupID: gid, Labels: p.EffectiveLabels(), WorkFolder: "_work",
+	})
+	if err != nil {
+		return provisioner.Registration{}, 0, fmt.Errorf("register runner %s: %w", name, err)
+	}
+	return provisioner.Registration{JITConfig: jit.Encoded}, jit.Runner.GetID(), nil
+}
+
+// undo unregisters a runner that was registered but did not launch (and
+// deletes its instance when one was made).
+func (x *executor) undo(ctx context.Context, p Pool, name string, ghID int64, prov provisioner.Provisioner, instanceID string) {
+	e := x.e
+	cctx, cancel := e.callCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	if prov != nil && instanceID != "" {
+		if err := prov.Delete(cctx, instanceID); err != nil {
+			e.log.Error("instance of an unlaunched runner not deleted", zap.String("pool", p.Name),
+				zap.String("runner", name), zap.String("instance", instanceID), zap.Error(err))
+		}
+	}
+	if ghID == 0 {
+		return
+	}
+	if err := e.cfg.GitHub.DeleteRunner(cctx, p.Scope, ghID); err != nil && !errors.Is(err, ghapi.ErrNotFound) {
+		e.log.Error("registered runner not deleted after a failed create", zap.String("pool", p.Name),
+			zap.String("runner", name), zap.Int64("github_id", ghID), zap.Error(err))
+	}
+}
+
+// claim marks a runner as being removed; false when it already is.
+func (x *executor) claim(name string) bool {
+	x.e.mu.Lock()
+	defer x.e.mu.Unlock()
+	if x.e.removing[name] {
+		return false
+	}
+	x.e.removing[name] = true
+	return true
+}
+
+func (x *executor) release(name string) {
+	x.e.mu.Lock()
+	delete(x.e.removing, name)
+	x.e.mu.Unlock()
+}
+
+// remove takes an idle runner out (for this issue, the simple safe version):
+// only a runner idle per the store with no job; GitHub's delete goes first,
+// and a runner GitHub says is busy is kept; then its instance.
+func (x *executor) remove(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
+	e := x.e
+	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name)}
+	if r.State != RunnerIdle || r.JobID != 0 {
+		e.log.Info("not removing a runner that is not idle", append(fields, zap.String("state", r.State))...)
+		return
+	}
+	if !x.claim(r.Name) {
+		return
+	}
+	p := e.pools[r.Pool]
+	r.State = RunnerDraining
+	if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+		e.log.Warn("runner not marked draining; not removing it", append(fields, zap.Error(err))...)
+		x.release(r.Name)
+		return
+	}
+	runners[r.Name] = r
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer e.Wake()
+		defer x.release(r.Name)
+		ctx := context.WithoutCancel(ctx)
+		cctx, cancel := e.callCtx(ctx)
+		defer cancel()
+		id := r.GitHubID
+		if id == 0 {
+			id = x.lookupID(cctx, p, r.Name)
+		}
+		if id != 0 {
+			err := e.cfg.GitHub.DeleteRunner(cctx, p.Scope, id)
+			switch {
+			case errors.Is(err, ghapi.ErrRunnerBusy):
+				r.State = RunnerBusy
+				_ = e.cfg.Store.PutRunner(ctx, r)
+				e.record(ctx, store.Decision{Pool: r.Pool, Action: "keep", Count: 1,
+					Reason: r.Name + ": GitHub says it is busy; not removed"}, fields...)
+				return
+			case err != nil && !errors.Is(err, ghapi.ErrNotFound):
+				r.State, r.LastError = RunnerIdle, err.Error()
+				_ = e.cfg.Store.PutRunner(ctx, r)
+				e.log.Warn("runner not unregistered; kept for now", append(fields, zap.Error(err))...)
+				return
+			}
+		}
+		x.finish(ctx, r, runnerRemoved, reason)
+	}()
+}
+
+// lookupID finds a token-registered runner's GitHub id by name (0 if none).
+func (x *executor) lookupID(ctx context.Context, p Pool, name string) int64 {
+	l, ok := x.e.cfg.GitHub.(interface {
+		ListRunners(ctx context.Context, s ghapi.Scope, opts ghapi.ListRunnersOptions) ([]*ghapi.Runner, error)
+	})
+	if !ok {
+		return 0
+	}
+	rs, err := l.ListRunners(ctx, p.Scope, ghapi.ListRunnersOptions{Name: name})
+	if err != nil {
+		return 0
+	}
+	for _, gr := range rs {
+		if strings.EqualFold(gr.GetName(), name) {
+			return gr.GetID()
+		}
+	}
+	return 0
+}
+
+// deleteInstance deletes the instance of a runner whose ephemeral job is
+// done; GitHub has removed the runner itself.
+func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
+	if !x.claim(r.Name) {
+		return
+	}
+	r.State = RunnerDraining
+	runners[r.Name] = r
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer x.e.Wake()
+		defer x.release(r.Name)
+		x.finish(context.WithoutCancel(ctx), r, runnerRemoved, reason)
+	}()
+}
+
+// retire ends a runner whose instance stopped, failed or vanished while it
+// was starting or idle: its registration (if GitHub still has it) and its
+// instance go.
+func (x *executor) retire(ctx context.Context, r store.Runner, why string, runners map[string]store.Runner) {
+	if !x.claim(r.Name) {
+		return
+	}
+	p := x.e.pools[r.Pool]
+	r.State = RunnerDraining
+	runners[r.Name] = r
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer x.e.Wake()
+		defer x.release(r.Name)
+		ctx := context.WithoutCancel(ctx)
+		if r.GitHubID != 0 && p.Name != "" {
+			cctx, cancel := x.e.callCtx(ctx)
+			err := x.e.cfg.GitHub.DeleteRunner(cctx, p.Scope, r.GitHubID)
+			cancel()
+			if err != nil && !errors.Is(err, ghapi.ErrNotFound) {
+				x.e.log.Warn("runner of a dead instance not unregistered", zap.String("pool", r.Pool),
+					zap.String("runner", r.Name), zap.Error(err))
+			}
+		}
+		x.finish(ctx, r, runnerFailed, why)
+	}()
+}
+
+// finish deletes r's instance and stores its final state.
+func (x *executor) finish(ctx context.Context, r store.Runner, state, reason string) {
+	e := x.e
+	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name), zap.String("instance", r.InstanceID)}
+	if r.JobID != 0 {
+		fields = append(fields, zap.Int64("job_id", r.JobID))
+	}
+	if prov := e.cfg.Provisioners[r.Provisioner]; prov != nil && r.InstanceID != "" {
+		cctx, cancel := e.callCtx(ctx)
+		err := prov.Delete(cctx, r.InstanceID)
+		cancel()
+		if err != nil && !errors.Is(err, provisioner.ErrNotFound) {
+			e.log.Error("instance not deleted; left draining for the reaper", append(fields, zap.Error(err))...)
+			r.LastError = err.Error()
+			_ = e.cfg.Store.PutRunner(ctx, r)
+			return
+		}
+	}
+	r.State = state
+	if state == runnerFailed {
+		r.LastError = reason
+	}
+	if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+		e.log.Warn("runner state not stored", append(fields, zap.Error(err))...)
+	}
+	e.log.Info("runner "+state, append(fields, zap.String("reason", reason))...)
+}

@@ -1,0 +1,375 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/store"
+)
+
+// Store runner states beyond the planner's (RunnerStarting etc.).
+const (
+	runnerRemoved = "removed"
+	runnerFailed  = "failed"
+)
+
+// Run is the loop: a pass at start, then one whenever a job event arrives
+// (JobChanged) or an executor finishes, and on the timer otherwise. It
+// returns when ctx ends, after the creates and deletes in flight finished.
+func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	defer e.exec.wait()
+	for {
+		if err := e.Pass(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("scaler pass failed; retrying on the next event or tick", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Pass handles the job events queued since the last pass, brings runner
+// states up to date from the provisioners, plans and starts the actions.
+func (e *Engine) Pass(ctx context.Context) error {
+	e.mu.Lock()
+	events := e.pending
+	e.pending = nil
+	e.mu.Unlock()
+
+	// Creates in flight are counted before the store is read: a create
+	// that lands in between is counted twice (one create too few, healed by
+	// the pass its completion triggers), never missed.
+	inFlight := e.exec.inFlightByPool()
+	launches := e.exec.launchesInWindow(e.now())
+
+	stored, err := e.cfg.Store.Runners(ctx, "")
+	if err != nil {
+		return err
+	}
+	runners := make(map[string]store.Runner, len(stored))
+	for _, r := range stored {
+		runners[r.Name] = r
+	}
+	b := &passBatch{writes: map[string]store.Runner{}}
+	for _, j := range events {
+		e.applyJobEvent(j, runners, b)
+	}
+	e.syncInstances(ctx, runners, b)
+	e.flush(ctx, b, runners)
+
+	jobs, err := e.demand(ctx)
+	if err != nil {
+		return err
+	}
+	state := PlanState{
+		Pools:                e.cfg.Pools,
+		Jobs:                 jobs,
+		CreatesInFlight:      inFlight,
+		LaunchesInWindow:     launches,
+		MaxLaunchesPerWindow: e.cfg.MaxLaunchesPerMinute,
+	}
+	for _, r := range runners {
+		if v, ok := runnerView(r); ok {
+			state.Runners = append(state.Runners, v)
+		}
+	}
+	sort.Slice(state.Runners, func(i, k int) bool { return state.Runners[i].Name < state.Runners[k].Name })
+	for _, a := range e.plan(state, e.now()) {
+		e.execute(ctx, a, runners)
+	}
+	return nil
+}
+
+// runnerView is the planner's view of a stored runner; removed and failed
+// runners are not seen.
+func runnerView(r store.Runner) (RunnerView, bool) {
+	switch r.State {
+	case RunnerStarting, RunnerIdle, RunnerBusy, RunnerDraining:
+	default:
+		return RunnerView{}, false
+	}
+	return RunnerView{
+		Name: r.Name, Pool: r.Pool, State: r.State, JobID: r.JobID,
+		CreatedAt: r.CreatedAt, IdleSince: r.StateSince[RunnerIdle],
+	}, true
+}
+
+// demand reads the queued and in-progress jobs, matching queued jobs not
+// matched yet (new ones, or ones from before a restart) and storing the
+// result.
+func (e *Engine) demand(ctx context.Context) ([]JobView, error) {
+	var all []store.Job
+	for _, status := range []string{store.JobQueued, store.JobInProgress} {
+		js, err := e.cfg.Store.Jobs(ctx, store.JobFilter{Status: status})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, js...)
+	}
+	type decision struct {
+		job    store.Job
+		pool   string
+		reason string
+	}
+	var fresh []decision
+	views := make([]JobView, 0, len(all))
+	e.mu.Lock()
+	for _, j := range all {
+		pool, ok := e.decided[j.ID]
+		if !ok && j.Pool != "" {
+			pool, ok = j.Pool, true
+			e.decided[j.ID] = pool
+		}
+		if !ok && j.Status == store.JobQueued {
+			v := jobView(j)
+			var reason string
+			pool, reason = Match(v.Labels, v.Repo, e.cfg.Pools, e.cfg.Access)
+			if pool != "" || !accessUnknown(reason) {
+				e.decided[j.ID] = pool
+			}
+			fresh = append(fresh, decision{j, pool, reason})
+			if pool != "" {
+				e.matched++
+				e.waiting[pool] = append(e.waiting[pool], j.ID)
+			} else if !accessUnknown(reason) {
+				e.unmatched++
+				delete(e.arrived, j.ID)
+			}
+		}
+		v := jobView(j)
+		v.Pool = pool
+		views = append(views, v)
+	}
+	e.mu.Unlock()
+
+	// Record the matches concurrently: the store commits them together.
+	var wg sync.WaitGroup
+	for _, d := range fresh {
+		fields := []zap.Field{zap.Int64("job_id", d.job.ID), zap.String("repo", d.job.Repo), zap.Strings("labels", d.job.Labels)}
+		if d.pool != "" {
+			e.log.Info("job matched", append(fields, zap.String("pool", d.pool), zap.String("reason", d.reason))...)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := e.cfg.Store.SetJobPool(ctx, d.job.ID, d.pool); err != nil {
+					e.log.Warn("job pool not stored", zap.Int64("job_id", d.job.ID), zap.String("pool", d.pool), zap.Error(err))
+				}
+			}()
+			continue
+		}
+		if accessUnknown(d.reason) {
+			e.log.Info("job not matched yet", append(fields, zap.String("reason", d.reason))...)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.record(ctx, store.Decision{Action: "unmatched", Count: 1,
+				Reason: fmt.Sprintf("job %d from %s: %s", d.job.ID, d.job.Repo, d.reason)},
+				zap.Int64("job_id", d.job.ID), zap.String("repo", d.job.Repo), zap.Strings("labels", d.job.Labels))
+		}()
+	}
+	wg.Wait()
+	return views, nil
+}
+
+// accessUnknown reports a Match reason saying group access is not known yet
+// (the job is matched again on a later pass).
+func accessUnknown(reason string) bool {
+	return strings.Contains(reason, "not known yet")
+}
+
+func jobView(j store.Job) JobView {
+	owner, _, _ := strings.Cut(j.Repo, "/")
+	if j.Org != "" {
+		owner = j.Org
+	}
+	return JobView{
+		ID:       j.ID,
+		Repo:     RepoRef{ID: j.RepoID, FullName: j.Repo, Owner: owner, Private: true},
+		Labels:   j.Labels,
+		Status:   j.Status,
+		Pool:     j.Pool,
+		QueuedAt: j.QueuedAt,
+		Runner:   j.RunnerName,
+	}
+}
+
+// applyJobEvent updates our runner's state from a job transition: a job in
+// progress on it makes it busy; a completed job ends an ephemeral runner
+// (its machine is deleted) and makes a persistent one idle again.
+func (e *Engine) applyJobEvent(j store.Job, runners map[string]store.Runner, b *passBatch) {
+	if j.Status == store.JobInProgress || j.Status == store.JobCompleted {
+		e.mu.Lock()
+		delete(e.arrived, j.ID)
+		if j.Status == store.JobCompleted {
+			delete(e.decided, j.ID)
+		}
+		e.mu.Unlock()
+	}
+	r, ours := runners[j.RunnerName]
+	if j.RunnerName == "" || !ours || r.State == runnerRemoved || r.State == runnerFailed {
+		return
+	}
+	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name), zap.Int64("job_id", j.ID)}
+	switch j.Status {
+	case store.JobInProgress:
+		if r.State == RunnerBusy && r.JobID == j.ID {
+			return
+		}
+		r.State, r.JobID, r.GitHubID = RunnerBusy, j.ID, orID(r.GitHubID, j.RunnerID)
+		b.put(r, runners)
+		e.log.Info("runner busy", fields...)
+	case store.JobCompleted:
+		p, ok := e.pools[r.Pool]
+		if ok && !p.Ephemeral {
+			r.State, r.JobID = RunnerIdle, 0
+			b.put(r, runners)
+			e.log.Info("runner idle after its job", fields...)
+			return
+		}
+		// GitHub removes an ephemeral runner after its job; its machine
+		// goes too.
+		e.log.Info("ephemeral runner done; deleting its instance", fields...)
+		delete(b.writes, r.Name)
+		r.JobID = j.ID
+		runners[r.Name] = r
+		b.deletes = append(b.deletes, deletion{r, fmt.Sprintf("ephemeral runner finished job %d", j.ID)})
+	}
+}
+
+func orID(a, b int64) int64 {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// passBatch collects a pass's runner writes, made together (the store
+// commits them at once) before the instance deletions start.
+type passBatch struct {
+	writes  map[string]store.Runner
+	deletes []deletion
+}
+
+type deletion struct {
+	r      store.Runner
+	reason string
+}
+
+// put queues a write of r and updates the pass's copy.
+func (b *passBatch) put(r store.Runner, runners map[string]store.Runner) {
+	b.writes[r.Name] = r
+	runners[r.Name] = r
+}
+
+// flush stores the queued writes concurrently, then starts the deletions.
+func (e *Engine) flush(ctx context.Context, b *passBatch, runners map[string]store.Runner) {
+	var wg sync.WaitGroup
+	for _, r := range b.writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+				e.log.Warn("runner state not stored", zap.String("pool", r.Pool), zap.String("runner", r.Name),
+					zap.String("state", r.State), zap.Error(err))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, d := range b.deletes {
+		e.exec.deleteInstance(ctx, d.r, d.reason, runners)
+	}
+}
+
+// syncInstances brings runner states up to date from the provisioners'
+// instances: a starting runner whose instance runs is idle; one whose
+// instance stopped, failed or is gone (and that is not busy) is over.
+func (e *Engine) syncInstances(ctx context.Context, runners map[string]store.Runner, b *passBatch) {
+	byProv := map[string][]store.Runner{}
+	for _, r := range runners {
+		switch r.State {
+		case RunnerStarting, RunnerIdle:
+			if r.InstanceID != "" {
+				byProv[r.Provisioner] = append(byProv[r.Provisioner], r)
+			}
+		}
+	}
+	for name, rs := range byProv {
+		p := e.cfg.Provisioners[name]
+		if p == nil {
+			continue
+		}
+		cctx, cancel := e.callCtx(ctx)
+		insts, err := p.List(cctx)
+		cancel()
+		if err != nil {
+			e.log.Warn("provisioner list failed", zap.String("provisioner", name), zap.Error(err))
+			continue
+		}
+		byID := make(map[string]provisioner.Instance, len(insts))
+		for _, in := range insts {
+			byID[in.ID] = in
+		}
+		for _, r := range rs {
+			e.mu.Lock()
+			busyRemoving := e.removing[r.Name]
+			e.mu.Unlock()
+			if busyRemoving {
+				continue
+			}
+			in, ok := byID[r.InstanceID]
+			switch {
+			case ok && in.State == provisioner.StateRunning && r.State == RunnerStarting:
+				r.State = RunnerIdle
+				b.put(r, runners)
+			case !ok || in.State == provisioner.StateStopped || in.State == provisioner.StateFailed || in.State == provisioner.StateGone:
+				why := "instance gone"
+				if ok {
+					why = "instance " + string(in.State)
+					if in.LastError != "" {
+						why += ": " + in.LastError
+					}
+				}
+				e.exec.retire(ctx, r, why, runners)
+			}
+		}
+	}
+}
+
+// execute starts one planned action and records the decision.
+func (e *Engine) execute(ctx context.Context, a Action, runners map[string]store.Runner) {
+	switch a.Kind {
+	case ActionCreate:
+		p, ok := e.pools[a.Pool]
+		if !ok || a.Count <= 0 {
+			return
+		}
+		e.record(ctx, store.Decision{Pool: a.Pool, Action: ActionCreate, Count: a.Count, Reason: a.Reason})
+		for i := 0; i < a.Count; i++ {
+			e.exec.create(ctx, p)
+		}
+	case ActionRemove:
+		r, ok := runners[a.Runner]
+		if !ok {
+			return
+		}
+		e.record(ctx, store.Decision{Pool: a.Pool, Action: ActionRemove, Count: 1, Reason: a.Runner + ": " + a.Reason},
+			zap.String("runner", a.Runner))
+		e.exec.remove(ctx, r, a.Reason, runners)
+	default:
+		e.log.Error("unknown action from the planner", zap.String("kind", a.Kind), zap.String("pool", a.Pool))
+	}
+}
