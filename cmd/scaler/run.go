@@ -313,12 +313,20 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 
 	// Groups in shape and their access lists cached before the first job
 	// is matched; failures are retried by the keeper's loop and on demand.
+	// The provisioners' one-time work (the local provisioner's runner
+	// package) is done meanwhile, so the first creates do not wait for it.
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		d.engine.Warm(ctx)
+	}()
 	if err := d.groups.Reconcile(ctx); err != nil {
 		log.Warn("runner groups not in shape yet; retrying", zap.Error(err))
 	}
 	if err := d.access.Warm(ctx, d.engine.Pools()); err != nil {
 		log.Warn("runner group access not cached yet", zap.Error(err))
 	}
+	<-warmed
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -341,7 +349,23 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 		}
 		return nil
 	})
-	g.Go(func() error { return d.groups.Run(gctx, 0) })
+	// The groups were reconciled above: the keeper's next pass is one
+	// interval away (GroupKeeper.Run would reconcile again at once, two
+	// more API calls for nothing).
+	g.Go(func() error {
+		t := time.NewTicker(scaler.DefaultGroupReconcileInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if err := d.groups.Reconcile(gctx); err != nil && gctx.Err() == nil {
+				log.Warn("runner groups not in shape; retrying on the next pass", zap.Error(err))
+			}
+		}
+	})
 	engineDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(engineDone)

@@ -302,3 +302,49 @@ func (e *Engine) groupID(ctx context.Context, p Pool) (int64, error) {
 	}
 	return id, nil
 }
+
+// Warmer is implemented by provisioners with one-time work to do before
+// their first create (the local provisioner's runner package); the engine's
+// Warm calls it at start.
+type Warmer interface {
+	Warm(ctx context.Context) error
+}
+
+// Warm calls every provisioner's Warm (looking through wrappers with
+// Unwrap) concurrently and waits for them; failures are logged, the creates
+// retry the work.
+func (e *Engine) Warm(ctx context.Context) {
+	var wg sync.WaitGroup
+	for name, p := range e.cfg.Provisioners {
+		var w Warmer
+		for cur := p; cur != nil; {
+			if ww, ok := cur.(Warmer); ok {
+				w = ww
+				break
+			}
+			u, ok := cur.(interface {
+				Unwrap() provisioner.Provisioner
+			})
+			if !ok {
+				break
+			}
+			cur = u.Unwrap()
+		}
+		if w == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := e.callCtx(ctx)
+			defer cancel()
+			start := e.now()
+			if err := w.Warm(cctx); err != nil {
+				e.log.Warn("provisioner not warmed up; its first create will do it", zap.String("provisioner", name), zap.Error(err))
+				return
+			}
+			e.log.Info("provisioner warmed up", zap.String("provisioner", name), zap.Duration("took", e.now().Sub(start)))
+		}()
+	}
+	wg.Wait()
+}

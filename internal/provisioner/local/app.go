@@ -329,3 +329,12 @@ func chown(path string, owner *runAs) error {
 	}
 	return os.Lchown(path, int(owner.uid), int(owner.gid))
 }
+
+// Warm installs the runner application now (listing GitHub's downloads and
+// downloading the package unless the cache holds it), so the first Create
+// calls do not wait for it. The daemon calls it at start; failures are
+// retried by Create.
+func (p *Provisioner) Warm(ctx context.Context) error {
+	_, err := p.runnerApplication(ctx)
+	return err
+}

@@ -132,9 +132,14 @@ func TestRunnerEnvironmentIsAllowListed(t *testing.T) {
 	}
 	pid, _ := pidOf(t, p, in.ID)
 	var env map[string]string
+	// Read the environment only once the process image is the runner's
+	// sleep: during the exec /proc/<pid>/environ can read empty.
 	waitFor(t, 5*time.Second, "sleep to start", func() bool {
+		if !strings.Contains(procFile(pid, "cmdline"), "sleep") {
+			return false
+		}
 		env = envKeys(pid)
-		return strings.Contains(procFile(pid, "cmdline"), "sleep")
+		return len(env) > 0
 	})
 	allowed := map[string]bool{"PATH": true, "HOME": true, "LANG": true, "RUNNER_EXTRA": true, envJITConfig: true, "PWD": true}
 	for k := range env {
@@ -467,8 +472,13 @@ func TestRunAsUser(t *testing.T) {
 	if !strings.Contains(procFile(pid, "status"), "Uid:\t"+nobody.Uid+"\t") {
 		t.Errorf("process status: %s", procFile(pid, "status"))
 	}
-	if env := envKeys(pid); env["HOME"] != nobody.HomeDir {
-		t.Errorf("HOME %q", env["HOME"])
+	var runnerEnv map[string]string
+	waitFor(t, 5*time.Second, "the runner's environment to be readable", func() bool {
+		runnerEnv = envKeys(pid)
+		return len(runnerEnv) > 0
+	})
+	if runnerEnv["HOME"] != nobody.HomeDir {
+		t.Errorf("HOME %q", runnerEnv["HOME"])
 	}
 	if err := p.Delete(ctx, in.ID); err != nil {
 		t.Fatal(err)
