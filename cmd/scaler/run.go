@@ -191,7 +191,7 @@ func (d *daemonParts) buildProvisioners(pools []scaler.Pool) error {
 	registry.Register("ec2", ec2.NewFactory(d.regs))
 	var downloads provisioner.RunnerDownloads
 	if len(pools) > 0 {
-		downloads = ghDownloads{gh: d.gh, scope: pools[0].Scope}
+		downloads = scaler.RunnerDownloads(d.gh, pools[0].Scope)
 	}
 	d.provs = map[string]provisioner.Provisioner{}
 	for _, p := range pools {
@@ -237,27 +237,6 @@ func loadDaemonID(stateDir string) (string, error) {
 		return "", fmt.Errorf("daemon id: %w", err)
 	}
 	return id, nil
-}
-
-// ghDownloads adapts the GitHub client to provisioner.RunnerDownloads.
-type ghDownloads struct {
-	gh    *ghapi.Client
-	scope ghapi.Scope
-}
-
-func (g ghDownloads) RunnerApplications(ctx context.Context) ([]provisioner.RunnerApplication, error) {
-	apps, err := g.gh.ListRunnerApplications(ctx, g.scope)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]provisioner.RunnerApplication, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, provisioner.RunnerApplication{
-			OS: a.GetOS(), Architecture: a.GetArchitecture(), DownloadURL: a.GetDownloadURL(),
-			Filename: a.GetFilename(), SHA256: a.GetSHA256Checksum(),
-		})
-	}
-	return out, nil
 }
 
 // close releases what newDaemon opened, the store last.

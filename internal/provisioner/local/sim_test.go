@@ -20,6 +20,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/ghsim"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim/world"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
+	"github.com/runnerscaler/runnerscaler/internal/scaler"
 	"github.com/runnerscaler/runnerscaler/internal/secret"
 )
 
@@ -69,30 +70,8 @@ func startSim(t *testing.T) *simEnv {
 	return s
 }
 
-// ghDownloads adapts the GitHub client to provisioner.RunnerDownloads, as the
-// daemon does.
-type ghDownloads struct {
-	gh    *ghapi.Client
-	scope ghapi.Scope
-}
-
-func (d ghDownloads) RunnerApplications(ctx context.Context) ([]provisioner.RunnerApplication, error) {
-	apps, err := d.gh.ListRunnerApplications(ctx, d.scope)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]provisioner.RunnerApplication, 0, len(apps))
-	for _, a := range apps {
-		out = append(out, provisioner.RunnerApplication{
-			OS: a.GetOS(), Architecture: a.GetArchitecture(), DownloadURL: a.GetDownloadURL(),
-			Filename: a.GetFilename(), SHA256: a.GetSHA256Checksum(),
-		})
-	}
-	return out, nil
-}
-
 func (s *simEnv) runnerDownloads() provisioner.RunnerDownloads {
-	return ghDownloads{gh: s.gh, scope: ghapi.Org("octo-org")}
+	return scaler.RunnerDownloads(s.gh, ghapi.Org("octo-org"))
 }
 
 // jit registers a JIT runner in the simulator and returns its spec.
