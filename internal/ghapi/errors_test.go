@@ -10,37 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/oapitest"
 )
 
-// fakeClock never really sleeps: Sleep moves virtual time forward.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newFakeClient(t *testing.T, srv *oapitest.Server, clock *fakeClock) *ghapi.Client {
+func newFakeClient(t *testing.T, srv *oapitest.Server, clock *clocktest.Clock) *ghapi.Client {
 	t.Helper()
 	c, err := ghapi.New(ghapi.Options{APIURL: srv.URL, Token: "ghp_testtoken", Clock: clock, MaxAttempts: 3})
 	if err != nil {
@@ -59,7 +34,7 @@ func errorReply(status int, message string, hdr ...string) oapitest.Response {
 }
 
 func TestTypedErrors(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	tests := []struct {
 		name  string
 		op    string
@@ -138,7 +113,7 @@ func TestTypedErrors(t *testing.T) {
 }
 
 func TestRateLimitedBeyondDeadline(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	srv := oapitest.NewServer(t)
 	reset := clock.Now().Add(40 * time.Minute)
 	srv.Reply("actions/list-self-hosted-runners-for-org", errorReply(403, "API rate limit exceeded",
@@ -176,7 +151,7 @@ func TestRateLimitedBeyondDeadline(t *testing.T) {
 }
 
 func TestRetriesThroughClient(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	srv := oapitest.NewServer(t)
 	srv.Reply("actions/list-self-hosted-runners-for-org", errorReply(502, "Bad Gateway"))
 	srv.Reply("actions/generate-runner-jitconfig-for-org", errorReply(502, "Bad Gateway"))
@@ -201,7 +176,7 @@ func TestRegistrationTokenCachedUntilNearExpiry(t *testing.T) {
 	srv := oapitest.NewServer(t)
 	// The documented example's expires_at is 2020-01-22T12:13:35.123-08:00.
 	expires := time.Date(2020, 1, 22, 20, 13, 35, 123e6, time.UTC)
-	clock := &fakeClock{now: expires.Add(-time.Hour)}
+	clock := clocktest.New(expires.Add(-time.Hour))
 	c := newFakeClient(t, srv, clock)
 	ctx := context.Background()
 	const op = "actions/create-registration-token-for-org"
@@ -235,7 +210,7 @@ func TestRegistrationTokenCachedUntilNearExpiry(t *testing.T) {
 
 func TestConcurrentRegistrationTokenOneRequest(t *testing.T) {
 	srv := oapitest.NewServer(t)
-	clock := &fakeClock{now: time.Date(2020, 1, 22, 19, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2020, 1, 22, 19, 0, 0, 0, time.UTC))
 	c := newFakeClient(t, srv, clock)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -281,7 +256,7 @@ func TestUnsupportedScopes(t *testing.T) {
 // gets the configured one, so a spent budget fails fast instead of hanging
 // until the reset.
 func TestRequestTimeoutAppliesWithoutDeadline(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	srv := oapitest.NewServer(t)
 	srv.Reply("actions/list-self-hosted-runners-for-org", errorReply(403, "API rate limit exceeded",
 		"X-Ratelimit-Limit", "5000", "X-Ratelimit-Remaining", "0",

@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim/simrunner"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim/world"
 )
@@ -22,30 +22,12 @@ import (
 // Helpers here are prefixed "hub" so they never collide with the other test
 // files of the package.
 
-// hubClock is a settable clock.
-type hubClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *hubClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *hubClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 var hubOrg = world.Scope{Kind: world.Org, Name: "octo-org"}
 
 // hubServer serves a simulator of the default world over httptest.
-func hubServer(t *testing.T, mutate func(*Options)) (*Server, *httptest.Server, *hubClock) {
+func hubServer(t *testing.T, mutate func(*Options)) (*Server, *httptest.Server, *clocktest.Clock) {
 	t.Helper()
-	clock := &hubClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	w, err := world.NewFromSpec(clock, world.DefaultSpec())
 	if err != nil {
 		t.Fatal(err)

@@ -9,27 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim/world"
 )
-
-// accessClock is a settable clock for TTL tests.
-type accessClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *accessClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *accessClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // accessWorld is the default world plus a second private repository in
 // octo-org, with these groups:
@@ -143,7 +126,7 @@ func TestAccessCacheUnknownGroupAndFailedFetch(t *testing.T) {
 
 func TestAccessCacheTTLAndInvalidate(t *testing.T) {
 	s := accessWorld(t)
-	clock := &accessClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := NewAccessCache(s.gh, WithAccessClock(clock.Now), WithAccessTTL(time.Minute))
 	app, infra, ml := s.repoRef("octo-org/app"), s.repoRef("octo-org/infra"), s.repoRef("octo-labs/ml")
 	ask := func() {

@@ -13,27 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func openTest(t testing.TB, opts Options, hooks testHooks) (*Store, string) {
 	t.Helper()
@@ -236,7 +218,7 @@ func TestOpenSyncModes(t *testing.T) {
 
 func TestIngestEveryOrder(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(evBase.Add(time.Hour))
+	clock := clocktest.New(evBase.Add(time.Hour))
 	s, _ := openTest(t, Options{Clock: clock.Now}, testHooks{})
 	now := clock.Now()
 	for i, order := range permutations(actions) {
@@ -830,7 +812,7 @@ func TestReopenWithoutClose(t *testing.T) {
 
 func TestRunners(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, _ := openTest(t, Options{Clock: clock.Now}, testHooks{})
 	t0 := clock.Now()
 
@@ -907,7 +889,7 @@ func TestDecisionsBounded(t *testing.T) {
 
 func TestPrune(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	// A small chunk so Prune has to loop.
 	s, _ := openTest(t, Options{Clock: clock.Now, Retention: 24 * time.Hour}, testHooks{pruneChunk: 2})
 	old := clock.Now()
@@ -984,7 +966,7 @@ func TestPrune(t *testing.T) {
 }
 
 func TestRunRetention(t *testing.T) {
-	clock := newFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, _ := openTest(t, Options{Clock: clock.Now, Retention: time.Hour}, testHooks{})
 	for i := range 3 {
 		if _, err := s.Ingest(context.Background(), delivery(fmt.Sprint("r", i)), nil); err != nil {

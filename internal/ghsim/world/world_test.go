@@ -2,31 +2,15 @@ package world
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 )
 
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestWorld(t *testing.T) (*World, *testClock) {
+func newTestWorld(t *testing.T) (*World, *clocktest.Clock) {
 	t.Helper()
-	clock := &testClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	w, err := NewFromSpec(clock, DefaultSpec())
 	if err != nil {
 		t.Fatal(err)

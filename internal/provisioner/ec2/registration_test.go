@@ -13,24 +13,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func get(t *testing.T, h http.Handler, method, path, auth string) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
@@ -112,7 +97,7 @@ func TestRegistrationRefusals(t *testing.T) {
 }
 
 func TestRegistrationExpiry(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := NewRegistrationServer(WithClock(clock.Now))
 	early, _ := s.Offer(testBundle(), 10*time.Minute)
 	late, _ := s.Offer(testBundle(), 10*time.Minute)
