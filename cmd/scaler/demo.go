@@ -97,24 +97,25 @@ type demoOptions struct {
 
 // demoSummary is the demo's result (-json prints it).
 type demoSummary struct {
-	JobsSubmitted     int      `json:"jobs_submitted"`
-	JobsRunnable      int      `json:"jobs_runnable"`
-	JobsCompleted     int      `json:"jobs_completed"`
-	JobsUnmatched     int      `json:"jobs_unmatched"`
-	JobsNotRunnable   int      `json:"jobs_not_runnable"`
-	RunnersLaunched   int      `json:"runners_launched"`
-	APICalls          int      `json:"api_calls"`
-	APICallsPerJob    float64  `json:"api_calls_per_job"`
-	QueueSecondsP50   float64  `json:"queue_seconds_p50"`
-	QueueSecondsP95   float64  `json:"queue_seconds_p95"`
-	CreateLatencyP50  float64  `json:"queued_to_create_ms_p50"`
-	CreateLatencyP99  float64  `json:"queued_to_create_ms_p99"`
-	LeftoverRunners   int      `json:"leftover_runners"`
-	LeftoverInstances int      `json:"leftover_instances"`
-	Violations        int      `json:"violations"`
-	Seconds           float64  `json:"seconds"`
-	OK                bool     `json:"ok"`
-	Problems          []string `json:"problems,omitempty"`
+	JobsSubmitted     int            `json:"jobs_submitted"`
+	JobsRunnable      int            `json:"jobs_runnable"`
+	JobsCompleted     int            `json:"jobs_completed"`
+	JobsUnmatched     int            `json:"jobs_unmatched"`
+	JobsNotRunnable   int            `json:"jobs_not_runnable"`
+	RunnersLaunched   int            `json:"runners_launched"`
+	APICalls          int            `json:"api_calls"`
+	APICallsPerJob    float64        `json:"api_calls_per_job"`
+	APICallsByRoute   map[string]int `json:"api_calls_by_route"`
+	QueueSecondsP50   float64        `json:"queue_seconds_p50"`
+	QueueSecondsP95   float64        `json:"queue_seconds_p95"`
+	CreateLatencyP50  float64        `json:"queued_to_create_ms_p50"`
+	CreateLatencyP99  float64        `json:"queued_to_create_ms_p99"`
+	LeftoverRunners   int            `json:"leftover_runners"`
+	LeftoverInstances int            `json:"leftover_instances"`
+	Violations        int            `json:"violations"`
+	Seconds           float64        `json:"seconds"`
+	OK                bool           `json:"ok"`
+	Problems          []string       `json:"problems,omitempty"`
 }
 
 func demoCmd(ctx context.Context, args []string, _ map[string]string, stdout, stderr io.Writer) int {
@@ -384,6 +385,7 @@ wait:
 	sum.RunnersLaunched = st.RunnersLaunched
 	stats := sim.Stats()
 	sum.APICalls = stats.APICallsTotal
+	sum.APICallsByRoute = stats.APICalls
 	if sum.JobsRunnable > 0 {
 		sum.APICallsPerJob = float64(sum.APICalls) / float64(sum.JobsRunnable)
 	}

@@ -52,6 +52,7 @@ const (
 	DefaultCreateAttempts      = 3
 	DefaultCreateBackoff       = time.Second
 	DefaultExternalCallTimeout = 2 * time.Minute
+	DefaultEndedRunnerGrace    = 30 * time.Second
 	// defaultGroupID is the id of every scope's "Default" runner group.
 	defaultGroupID = 1
 )
@@ -96,6 +97,10 @@ type EngineConfig struct {
 	// CallTimeout bounds each external call the engine makes (GitHub,
 	// provisioner); default 2 minutes.
 	CallTimeout time.Duration
+	// EndedRunnerGrace is how long an ephemeral runner whose instance
+	// exited cleanly stands in for a queued job while its job's webhooks
+	// are late; default 30 s.
+	EndedRunnerGrace time.Duration
 }
 
 // Engine matches jobs to pools, plans and executes. It implements
@@ -124,6 +129,9 @@ type Engine struct {
 	unmatched int
 	matched   int
 	removing  map[string]bool // runners being removed or deleted
+	// written holds the runners this engine stored whose write a store
+	// read has not shown yet (see putRunner and freshRunners).
+	written map[string]store.Runner
 }
 
 // New builds an engine. It does no I/O.
@@ -168,6 +176,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultExternalCallTimeout
 	}
+	if cfg.EndedRunnerGrace <= 0 {
+		cfg.EndedRunnerGrace = DefaultEndedRunnerGrace
+	}
 	e := &Engine{
 		cfg:      cfg,
 		pools:    pools,
@@ -179,6 +190,7 @@ func New(cfg EngineConfig) (*Engine, error) {
 		arrived:  map[int64]time.Time{},
 		waiting:  map[string][]int64{},
 		removing: map[string]bool{},
+		written:  map[string]store.Runner{},
 	}
 	e.exec = newExecutor(e)
 	return e, nil
@@ -254,6 +266,46 @@ func (e *Engine) noteCreateCall(pool string, at time.Time) (jobID int64) {
 	}
 	e.waiting[pool] = q
 	return 0
+}
+
+// putRunner stores r. It notes r before the write, so that a pass that
+// read the runners before the write landed still sees r (freshRunners):
+// executor goroutines write while passes read.
+func (e *Engine) putRunner(ctx context.Context, r store.Runner) error {
+	e.noteRunner(r)
+	return e.cfg.Store.PutRunner(ctx, r)
+}
+
+// noteRunner makes r what later passes see until a store write replaces it:
+// a runner handed to an executor goroutine is draining from then on, even
+// for a pass that reads the store before the goroutine writes.
+func (e *Engine) noteRunner(r store.Runner) {
+	e.mu.Lock()
+	e.written[r.Name] = r
+	e.mu.Unlock()
+}
+
+// freshRunners reads the stored runners and lays over them the writes the
+// read may have missed; writes the read shows are forgotten.
+func (e *Engine) freshRunners(ctx context.Context) (map[string]store.Runner, error) {
+	stored, err := e.cfg.Store.Runners(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	runners := make(map[string]store.Runner, len(stored))
+	for _, r := range stored {
+		runners[r.Name] = r
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, w := range e.written {
+		if r, ok := runners[name]; ok && r.State == w.State && r.JobID == w.JobID && r.InstanceID == w.InstanceID {
+			delete(e.written, name)
+			continue
+		}
+		runners[name] = w
+	}
+	return runners, nil
 }
 
 // record logs a decision and stores it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-github/v62/github"
 
+	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/secret"
@@ -298,5 +300,198 @@ func TestEngineRunWakesOnEvents(t *testing.T) {
 	}
 	if env.e.Stats().RunnersLaunched != 1 {
 		t.Fatal("no runner launched without a timer tick")
+	}
+}
+
+// stopInstance makes the fake instance of runner name exit cleanly, as an
+// ephemeral runner does after its job.
+func (env *engineEnv) stopInstance(t *testing.T, name string) {
+	t.Helper()
+	env.prov.mu.Lock()
+	defer env.prov.mu.Unlock()
+	in, ok := env.prov.insts["i-"+name]
+	if !ok {
+		t.Fatalf("no instance for %s", name)
+	}
+	in.State = provisioner.StateStopped
+	env.prov.insts[in.ID] = in
+}
+
+func (env *engineEnv) runner(t *testing.T, name string) store.Runner {
+	t.Helper()
+	rs, err := env.st.Runners(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("runner %s not stored", name)
+	return store.Runner{}
+}
+
+// An ephemeral runner that finished its job before the job's webhooks
+// arrived stands in for a queued job: no surplus runner is launched for a
+// job that already ran, and its instance goes at once.
+func TestEngineEndedRunnerStandsInForItsLateJob(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	queued := func(id int64) store.JobEvent {
+		return store.JobEvent{Action: store.JobQueued, JobID: id, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}}
+	}
+	env.event(t, queued(1))
+	env.pass(t)
+	env.pass(t) // instance running: idle
+	if len(env.prov.specs) != 1 {
+		t.Fatalf("%d creates, want 1", len(env.prov.specs))
+	}
+	first := env.prov.specs[0].RunnerName
+	env.stopInstance(t, first)
+	env.pass(t)
+	if r := env.runner(t, first); r.State != runnerEnded {
+		t.Fatalf("runner %s is %s, want %s", first, r.State, runnerEnded)
+	}
+	if len(env.prov.specs) != 1 {
+		t.Errorf("%d creates after the runner ended before its job's events, want 1", len(env.prov.specs))
+	}
+	if len(env.prov.deleted) != 1 || len(env.gh.deleted) != 0 {
+		t.Errorf("instances deleted %v, runners unregistered %v; want its instance only", env.prov.deleted, env.gh.deleted)
+	}
+
+	// A second job is demand of its own.
+	env.event(t, queued(2))
+	env.pass(t)
+	if len(env.prov.specs) != 2 {
+		t.Fatalf("%d creates with a second job queued, want 2", len(env.prov.specs))
+	}
+
+	// The late events name the ended runner: it is accounted for.
+	env.event(t, store.JobEvent{Action: store.JobInProgress, JobID: 1, RunnerName: first, RunnerID: 1})
+	env.event(t, store.JobEvent{Action: store.JobCompleted, JobID: 1, RunnerName: first, RunnerID: 1, Conclusion: "success"})
+	env.pass(t)
+	if r := env.runner(t, first); r.State != runnerRemoved || r.JobID != 1 {
+		t.Errorf("after its job's events: %s job %d, want %s job 1", r.State, r.JobID, runnerRemoved)
+	}
+	if len(env.prov.specs) != 2 || len(env.gh.deleted) != 0 {
+		t.Errorf("%d creates, runners unregistered %v; want 2 and none", len(env.prov.specs), env.gh.deleted)
+	}
+}
+
+// When no job event names an ended runner within the grace, the runner is
+// unregistered and its queued job counts as demand again.
+func TestEngineEndedRunnerGraceExpires(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	clk := clocktest.New(time.Now())
+	env.e.now = clk.Now
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 1, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.pass(t)
+	first := env.prov.specs[0].RunnerName
+	env.stopInstance(t, first)
+	env.pass(t)
+	env.pass(t)
+	if len(env.prov.specs) != 1 {
+		t.Fatalf("%d creates within the grace, want 1", len(env.prov.specs))
+	}
+	clk.Advance(DefaultEndedRunnerGrace + time.Second)
+	env.pass(t) // unregisters the ended runner
+	env.pass(t) // the job is demand again
+	if r := env.runner(t, first); r.State != runnerFailed || !strings.Contains(r.LastError, "no job named it") {
+		t.Errorf("runner %s after the grace: %s %q", first, r.State, r.LastError)
+	}
+	if len(env.gh.deleted) != 1 || env.gh.deleted[0] != 1 {
+		t.Errorf("runners unregistered %v, want [1]", env.gh.deleted)
+	}
+	if len(env.prov.specs) != 2 {
+		t.Errorf("%d creates after the grace, want 2", len(env.prov.specs))
+	}
+}
+
+// A job's in_progress event handled before its runner was stored still
+// makes the runner busy: it is never removed as idle.
+func TestEngineRunnerBusyFromAnEarlierJobEvent(t *testing.T) {
+	p := orgPool()
+	p.IdleTimeout = 0
+	env := newEngineEnv(t, p)
+	ctx := context.Background()
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 5, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.event(t, store.JobEvent{Action: store.JobInProgress, JobID: 5, RunnerName: "small-early", RunnerID: 9})
+	if err := env.st.PutRunner(ctx, store.Runner{Name: "small-early", Pool: "small", GitHubID: 9, Provisioner: "p",
+		InstanceID: "i-small-early", State: RunnerIdle, CreatedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	env.prov.insts = map[string]provisioner.Instance{"i-small-early": {ID: "i-small-early", State: provisioner.StateRunning}}
+	env.pass(t)
+	if r := env.runner(t, "small-early"); r.State != RunnerBusy || r.JobID != 5 {
+		t.Errorf("runner %s job %d, want busy with job 5", r.State, r.JobID)
+	}
+	if len(env.gh.deleted) != 0 || len(env.prov.deleted) != 0 || len(env.prov.specs) != 0 {
+		t.Errorf("unregistered %v, instances deleted %v, creates %d; want none", env.gh.deleted, env.prov.deleted, len(env.prov.specs))
+	}
+}
+
+func TestOffsetEnded(t *testing.T) {
+	t0 := time.Now()
+	jobs := []JobView{
+		{ID: 1, Pool: "a", Status: store.JobQueued, QueuedAt: t0.Add(3 * time.Second)},
+		{ID: 2, Pool: "a", Status: store.JobQueued, QueuedAt: t0.Add(1 * time.Second)},
+		{ID: 3, Pool: "a", Status: store.JobInProgress, QueuedAt: t0},
+		{ID: 4, Pool: "b", Status: store.JobQueued, QueuedAt: t0},
+		{ID: 5, Pool: "a", Status: store.JobQueued, QueuedAt: t0.Add(2 * time.Second)},
+	}
+	ids := func(js []JobView) []int64 {
+		var out []int64
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		ended map[string]int
+		want  []int64
+	}{
+		{nil, []int64{1, 2, 3, 4, 5}},
+		{map[string]int{"a": 1}, []int64{1, 3, 4, 5}},
+		{map[string]int{"a": 2, "b": 1}, []int64{1, 3}},
+		{map[string]int{"a": 9}, []int64{3, 4}},
+		{map[string]int{"c": 1}, []int64{1, 2, 3, 4, 5}},
+	} {
+		if got := ids(offsetEnded(jobs, tt.ended)); !slices.Equal(got, tt.want) {
+			t.Errorf("offsetEnded(%v) = %v, want %v", tt.ended, got, tt.want)
+		}
+	}
+}
+
+// A pass that reads the store before an executor goroutine's write lands
+// still sees what the goroutine was handed; once the store shows the write,
+// the note is forgotten.
+func TestFreshRunnersSeeWritesInFlight(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	ctx := context.Background()
+	r := store.Runner{Name: "small-a", Pool: "small", Provisioner: "p", InstanceID: "i-small-a", State: RunnerStarting, CreatedAt: time.Now()}
+	if err := env.st.PutRunner(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.State = RunnerDraining
+	env.e.noteRunner(r) // handed to a goroutine; not written yet
+	got, err := env.e.freshRunners(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["small-a"].State != RunnerDraining {
+		t.Fatalf("before the write: %s, want %s", got["small-a"].State, RunnerDraining)
+	}
+	r.State = runnerRemoved
+	if err := env.e.putRunner(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = env.e.freshRunners(ctx); got["small-a"].State != runnerRemoved {
+		t.Fatalf("after the write: %s", got["small-a"].State)
+	}
+	env.e.mu.Lock()
+	left := len(env.e.written)
+	env.e.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d notes left after the store caught up", left)
 	}
 }

@@ -165,7 +165,7 @@ func (x *executor) createOne(ctx context.Context, p Pool) {
 					Name: name, Pool: p.Name, GitHubID: ghID, Scope: p.Scope.String(), Provisioner: p.Provisioner,
 					InstanceID: inst.ID, State: RunnerStarting, CreatedAt: e.now(),
 				}
-				if perr := e.cfg.Store.PutRunner(context.WithoutCancel(ctx), r); perr != nil {
+				if perr := e.putRunner(context.WithoutCancel(ctx), r); perr != nil {
 					// A runner the store does not know would never be
 					// removed: undo it.
 					e.log.Error("launched runner not stored; removing it", append(fields, zap.Error(perr))...)
@@ -287,7 +287,7 @@ func (x *executor) remove(ctx context.Context, r store.Runner, reason string, ru
 	}
 	p := e.pools[r.Pool]
 	r.State = RunnerDraining
-	if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+	if err := e.putRunner(ctx, r); err != nil {
 		e.log.Warn("runner not marked draining; not removing it", append(fields, zap.Error(err))...)
 		x.release(r.Name)
 		return
@@ -310,13 +310,13 @@ func (x *executor) remove(ctx context.Context, r store.Runner, reason string, ru
 			switch {
 			case errors.Is(err, ghapi.ErrRunnerBusy):
 				r.State = RunnerBusy
-				_ = e.cfg.Store.PutRunner(ctx, r)
+				_ = e.putRunner(ctx, r)
 				e.record(ctx, store.Decision{Pool: r.Pool, Action: "keep", Count: 1,
 					Reason: r.Name + ": GitHub says it is busy; not removed"}, fields...)
 				return
 			case err != nil && !errors.Is(err, ghapi.ErrNotFound):
 				r.State, r.LastError = RunnerIdle, err.Error()
-				_ = e.cfg.Store.PutRunner(ctx, r)
+				_ = e.putRunner(ctx, r)
 				e.log.Warn("runner not unregistered; kept for now", append(fields, zap.Error(err))...)
 				return
 			}
@@ -353,12 +353,42 @@ func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason st
 	}
 	r.State = RunnerDraining
 	runners[r.Name] = r
+	x.e.noteRunner(r)
 	x.wg.Add(1)
 	go func() {
 		defer x.wg.Done()
 		defer x.e.Wake()
 		defer x.release(r.Name)
 		x.finish(context.WithoutCancel(ctx), r, runnerRemoved, reason)
+	}()
+}
+
+// end deletes the instance of an ephemeral runner that exited cleanly
+// without a job event naming it, and stores the runner as ended (see
+// runnerEnded). GitHub removed the runner when its job finished, so no API
+// call is made now.
+func (x *executor) end(ctx context.Context, r store.Runner, runners map[string]store.Runner) {
+	if !x.claim(r.Name) {
+		return
+	}
+	r.State = runnerEnded
+	runners[r.Name] = r
+	x.e.noteRunner(r)
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer x.e.Wake()
+		defer x.release(r.Name)
+		ctx := context.WithoutCancel(ctx)
+		// Its job's event may have been stored before the runner was (a
+		// create finishing late): then nothing is owed.
+		js, err := x.e.cfg.Store.Jobs(ctx, store.JobFilter{Runner: r.Name, Limit: 1})
+		if err == nil && len(js) > 0 {
+			r.JobID = js[0].ID
+			x.finish(ctx, r, runnerRemoved, fmt.Sprintf("ephemeral runner finished job %d", js[0].ID))
+			return
+		}
+		x.finish(ctx, r, runnerEnded, "its instance exited before a job event named it")
 	}()
 }
 
@@ -372,6 +402,7 @@ func (x *executor) retire(ctx context.Context, r store.Runner, why string, runne
 	p := x.e.pools[r.Pool]
 	r.State = RunnerDraining
 	runners[r.Name] = r
+	x.e.noteRunner(r)
 	x.wg.Add(1)
 	go func() {
 		defer x.wg.Done()
@@ -405,7 +436,7 @@ func (x *executor) finish(ctx context.Context, r store.Runner, state, reason str
 		if err != nil && !errors.Is(err, provisioner.ErrNotFound) {
 			e.log.Error("instance not deleted; left draining for the reaper", append(fields, zap.Error(err))...)
 			r.LastError = err.Error()
-			_ = e.cfg.Store.PutRunner(ctx, r)
+			_ = e.putRunner(ctx, r)
 			return
 		}
 	}
@@ -413,7 +444,7 @@ func (x *executor) finish(ctx context.Context, r store.Runner, state, reason str
 	if state == runnerFailed {
 		r.LastError = reason
 	}
-	if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+	if err := e.putRunner(ctx, r); err != nil {
 		e.log.Warn("runner state not stored", append(fields, zap.Error(err))...)
 	}
 	e.log.Info("runner "+state, append(fields, zap.String("reason", reason))...)

@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,12 @@ import (
 const (
 	runnerRemoved = "removed"
 	runnerFailed  = "failed"
+	// runnerEnded is an ephemeral runner whose instance exited cleanly
+	// before its job's webhooks arrived: it almost certainly ran one of
+	// the pool's queued jobs, so it offsets one queued job until a job
+	// event names it (then it is removed) or EndedRunnerGrace passes (then
+	// it is unregistered and the job counts as demand again).
+	runnerEnded = "ended"
 )
 
 // Run is the loop: a pass at start, then one whenever a job event arrives
@@ -54,28 +61,26 @@ func (e *Engine) Pass(ctx context.Context) error {
 	inFlight := e.exec.inFlightByPool()
 	launches := e.exec.launchesInWindow(e.now())
 
-	stored, err := e.cfg.Store.Runners(ctx, "")
+	runners, err := e.freshRunners(ctx)
 	if err != nil {
 		return err
-	}
-	runners := make(map[string]store.Runner, len(stored))
-	for _, r := range stored {
-		runners[r.Name] = r
 	}
 	b := &passBatch{writes: map[string]store.Runner{}}
 	for _, j := range events {
 		e.applyJobEvent(j, runners, b)
 	}
-	e.syncInstances(ctx, runners, b)
-	e.flush(ctx, b, runners)
-
 	jobs, err := e.demand(ctx)
 	if err != nil {
 		return err
 	}
+	e.busyFromJobs(jobs, runners, b)
+	e.syncInstances(ctx, runners, b)
+	e.flush(ctx, b, runners)
+	ended := e.endedRunners(ctx, runners)
+
 	state := PlanState{
 		Pools:                e.cfg.Pools,
-		Jobs:                 jobs,
+		Jobs:                 offsetEnded(jobs, ended),
 		CreatesInFlight:      inFlight,
 		LaunchesInWindow:     launches,
 		MaxLaunchesPerWindow: e.cfg.MaxLaunchesPerMinute,
@@ -110,13 +115,11 @@ func runnerView(r store.Runner) (RunnerView, bool) {
 // matched yet (new ones, or ones from before a restart) and storing the
 // result.
 func (e *Engine) demand(ctx context.Context) ([]JobView, error) {
-	var all []store.Job
-	for _, status := range []string{store.JobQueued, store.JobInProgress} {
-		js, err := e.cfg.Store.Jobs(ctx, store.JobFilter{Status: status})
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, js...)
+	// One read for both states: two could see a job that moved between
+	// them twice, as queued demand and on its busy runner.
+	all, err := e.cfg.Store.Jobs(ctx, store.JobFilter{Statuses: []string{store.JobQueued, store.JobInProgress}})
+	if err != nil {
+		return nil, err
 	}
 	type decision struct {
 		job    store.Job
@@ -224,6 +227,15 @@ func (e *Engine) applyJobEvent(j store.Job, runners map[string]store.Runner, b *
 		return
 	}
 	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name), zap.Int64("job_id", j.ID)}
+	if r.State == runnerEnded {
+		// The job it was standing in for is accounted for now.
+		if j.Status == store.JobInProgress || j.Status == store.JobCompleted {
+			r.State, r.JobID, r.GitHubID = runnerRemoved, j.ID, orID(r.GitHubID, j.RunnerID)
+			b.put(r, runners)
+			e.log.Info("ended runner's job seen", fields...)
+		}
+		return
+	}
 	switch j.Status {
 	case store.JobInProgress:
 		if r.State == RunnerBusy && r.JobID == j.ID {
@@ -282,7 +294,7 @@ func (e *Engine) flush(ctx context.Context, b *passBatch, runners map[string]sto
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.cfg.Store.PutRunner(ctx, r); err != nil {
+			if err := e.putRunner(ctx, r); err != nil {
 				e.log.Warn("runner state not stored", zap.String("pool", r.Pool), zap.String("runner", r.Name),
 					zap.String("state", r.State), zap.Error(err))
 			}
@@ -292,6 +304,74 @@ func (e *Engine) flush(ctx context.Context, b *passBatch, runners map[string]sto
 	for _, d := range b.deletes {
 		e.exec.deleteInstance(ctx, d.r, d.reason, runners)
 	}
+}
+
+// busyFromJobs marks busy the starting or idle runners that a stored
+// in-progress job names: the job's event may still be on its way to the
+// loop, or may have been handled before the runner was stored (its create
+// still finishing). A runner with a job must never look idle to the planner.
+func (e *Engine) busyFromJobs(jobs []JobView, runners map[string]store.Runner, b *passBatch) {
+	for _, j := range jobs {
+		if j.Status != store.JobInProgress || j.Runner == "" {
+			continue
+		}
+		r, ok := runners[j.Runner]
+		if !ok || (r.State != RunnerStarting && r.State != RunnerIdle) {
+			continue
+		}
+		r.State, r.JobID = RunnerBusy, j.ID
+		b.put(r, runners)
+		e.log.Info("runner busy (from its stored job)", zap.String("pool", r.Pool),
+			zap.String("runner", r.Name), zap.Int64("job_id", j.ID))
+	}
+}
+
+// endedRunners returns, per pool, how many ended runners still stand in for
+// a queued job, and unregisters those whose grace has passed.
+func (e *Engine) endedRunners(ctx context.Context, runners map[string]store.Runner) map[string]int {
+	now := e.now()
+	out := map[string]int{}
+	for _, r := range runners {
+		if r.State != runnerEnded {
+			continue
+		}
+		if since, ok := r.StateSince[runnerEnded]; !ok || now.Sub(since) < e.cfg.EndedRunnerGrace {
+			out[r.Pool]++
+			continue
+		}
+		e.exec.retire(ctx, r, fmt.Sprintf("its instance exited and no job named it within %s", e.cfg.EndedRunnerGrace), runners)
+	}
+	return out
+}
+
+// offsetEnded drops, per pool, as many of the oldest queued jobs as the
+// pool has ended runners standing in for them.
+func offsetEnded(jobs []JobView, ended map[string]int) []JobView {
+	if len(ended) == 0 {
+		return jobs
+	}
+	order := make([]int, 0, len(jobs))
+	for i, j := range jobs {
+		if j.Status == store.JobQueued && ended[j.Pool] > 0 {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return jobs[order[a]].QueuedAt.Before(jobs[order[b]].QueuedAt) })
+	left := maps.Clone(ended)
+	drop := map[int]bool{}
+	for _, i := range order {
+		if p := jobs[i].Pool; left[p] > 0 {
+			left[p]--
+			drop[i] = true
+		}
+	}
+	out := make([]JobView, 0, len(jobs)-len(drop))
+	for i, j := range jobs {
+		if !drop[i] {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // syncInstances brings runner states up to date from the provisioners'
@@ -335,6 +415,10 @@ func (e *Engine) syncInstances(ctx context.Context, runners map[string]store.Run
 			case ok && in.State == provisioner.StateRunning && r.State == RunnerStarting:
 				r.State = RunnerIdle
 				b.put(r, runners)
+			case ok && in.State == provisioner.StateStopped && in.LastError == "" && e.pools[r.Pool].Ephemeral:
+				// An ephemeral runner exits cleanly after its one job; the
+				// job's events are late.
+				e.exec.end(ctx, r, runners)
 			case !ok || in.State == provisioner.StateStopped || in.State == provisioner.StateFailed || in.State == provisioner.StateGone:
 				why := "instance gone"
 				if ok {

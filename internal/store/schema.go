@@ -89,6 +89,11 @@ CREATE TABLE decisions (
 );
 CREATE INDEX decisions_at ON decisions(at);
 `,
+	// 2: jobs by the runner that took them (the engine and the reaper ask
+	// whether a runner has a job).
+	`
+CREATE INDEX jobs_runner_name ON jobs(runner_name) WHERE runner_name != '';
+`,
 }
 
 // latestVersion is the schema version this binary writes.

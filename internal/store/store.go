@@ -147,7 +147,13 @@ type Decision struct {
 // JobFilter selects jobs; zero values mean any.
 type JobFilter struct {
 	Status string
-	Pool   string
+	// Statuses selects jobs in any of these states (with Status, if set).
+	// One query reads them all at one point in time: two queries could see
+	// a job in both states, between its transitions.
+	Statuses []string
+	Pool     string
+	// Runner selects the jobs a runner (by name) took.
+	Runner string
 	Limit  int
 }
 
@@ -511,13 +517,23 @@ func (s *Store) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	q := "SELECT " + jobColumns + " FROM jobs"
 	var where []string
 	var args []any
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, f.Status)
+	if f.Status != "" || len(f.Statuses) > 0 {
+		statuses := f.Statuses
+		if f.Status != "" {
+			statuses = append([]string{f.Status}, statuses...)
+		}
+		where = append(where, "status IN (?"+strings.Repeat(", ?", len(statuses)-1)+")")
+		for _, st := range statuses {
+			args = append(args, st)
+		}
 	}
 	if f.Pool != "" {
 		where = append(where, "pool = ?")
 		args = append(args, f.Pool)
+	}
+	if f.Runner != "" {
+		where = append(where, "runner_name = ?")
+		args = append(args, f.Runner)
 	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

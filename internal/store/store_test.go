@@ -486,6 +486,12 @@ func TestJobsAndPool(t *testing.T) {
 		{JobFilter{Pool: "linux"}, []int64{3, 4}},
 		{JobFilter{Pool: "linux", Status: JobQueued}, []int64{3}},
 		{JobFilter{Status: JobCompleted}, []int64{2}},
+		{JobFilter{Statuses: []string{JobQueued, JobInProgress}}, []int64{1, 3, 4, 5}},
+		{JobFilter{Status: JobCompleted, Statuses: []string{JobInProgress}}, []int64{2, 4}},
+		{JobFilter{Runner: "rs-ip"}, []int64{4}},
+		{JobFilter{Runner: "rs-done"}, []int64{2}},
+		{JobFilter{Runner: "rs-done", Status: JobInProgress}, nil},
+		{JobFilter{Runner: "nobody"}, nil},
 	} {
 		if got := ids(tt.f); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Jobs(%+v) = %v, want %v", tt.f, got, tt.want)
