@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,25 +98,30 @@ type demoOptions struct {
 
 // demoSummary is the demo's result (-json prints it).
 type demoSummary struct {
-	JobsSubmitted     int            `json:"jobs_submitted"`
-	JobsRunnable      int            `json:"jobs_runnable"`
-	JobsCompleted     int            `json:"jobs_completed"`
-	JobsUnmatched     int            `json:"jobs_unmatched"`
-	JobsNotRunnable   int            `json:"jobs_not_runnable"`
-	RunnersLaunched   int            `json:"runners_launched"`
-	APICalls          int            `json:"api_calls"`
-	APICallsPerJob    float64        `json:"api_calls_per_job"`
-	APICallsByRoute   map[string]int `json:"api_calls_by_route"`
-	QueueSecondsP50   float64        `json:"queue_seconds_p50"`
-	QueueSecondsP95   float64        `json:"queue_seconds_p95"`
-	CreateLatencyP50  float64        `json:"queued_to_create_ms_p50"`
-	CreateLatencyP99  float64        `json:"queued_to_create_ms_p99"`
-	LeftoverRunners   int            `json:"leftover_runners"`
-	LeftoverInstances int            `json:"leftover_instances"`
-	Violations        int            `json:"violations"`
-	Seconds           float64        `json:"seconds"`
-	OK                bool           `json:"ok"`
-	Problems          []string       `json:"problems,omitempty"`
+	JobsSubmitted   int     `json:"jobs_submitted"`
+	JobsRunnable    int     `json:"jobs_runnable"`
+	JobsCompleted   int     `json:"jobs_completed"`
+	JobsUnmatched   int     `json:"jobs_unmatched"`
+	JobsNotRunnable int     `json:"jobs_not_runnable"`
+	RunnersLaunched int     `json:"runners_launched"`
+	APICalls        int     `json:"api_calls"`
+	APICallsPerJob  float64 `json:"api_calls_per_job"`
+	// APICallsStartup were made before the burst was submitted (the
+	// daemon's start-up); APICallsBurst after.
+	APICallsStartup     int            `json:"api_calls_startup"`
+	APICallsBurst       int            `json:"api_calls_burst"`
+	APICallsPerJobBurst float64        `json:"api_calls_per_job_burst"`
+	APICallsByRoute     map[string]int `json:"api_calls_by_route"`
+	QueueSecondsP50     float64        `json:"queue_seconds_p50"`
+	QueueSecondsP95     float64        `json:"queue_seconds_p95"`
+	CreateLatencyP50    float64        `json:"queued_to_create_ms_p50"`
+	CreateLatencyP99    float64        `json:"queued_to_create_ms_p99"`
+	LeftoverRunners     int            `json:"leftover_runners"`
+	LeftoverInstances   int            `json:"leftover_instances"`
+	Violations          int            `json:"violations"`
+	Seconds             float64        `json:"seconds"`
+	OK                  bool           `json:"ok"`
+	Problems            []string       `json:"problems,omitempty"`
 }
 
 func demoCmd(ctx context.Context, args []string, _ map[string]string, stdout, stderr io.Writer) int {
@@ -169,7 +175,8 @@ func printDemoSummary(w io.Writer, s demoSummary) {
 	fmt.Fprintf(w, "  jobs: %d submitted, %d runnable, %d completed, %d unmatched (%d not runnable)\n",
 		s.JobsSubmitted, s.JobsRunnable, s.JobsCompleted, s.JobsUnmatched, s.JobsNotRunnable)
 	fmt.Fprintf(w, "  runners launched: %d\n", s.RunnersLaunched)
-	fmt.Fprintf(w, "  api calls: %d (%.2f per runnable job)\n", s.APICalls, s.APICallsPerJob)
+	fmt.Fprintf(w, "  api calls: %d (%.2f per runnable job): %d at start-up, %d during the burst (%.2f per runnable job)\n",
+		s.APICalls, s.APICallsPerJob, s.APICallsStartup, s.APICallsBurst, s.APICallsPerJobBurst)
 	fmt.Fprintf(w, "  queue time: p50 %.2fs, p95 %.2fs\n", s.QueueSecondsP50, s.QueueSecondsP95)
 	fmt.Fprintf(w, "  queued webhook → provisioner create: p50 %.1fms, p99 %.1fms\n", s.CreateLatencyP50, s.CreateLatencyP99)
 	fmt.Fprintf(w, "  left behind: %d runners, %d instances; violations: %d\n", s.LeftoverRunners, s.LeftoverInstances, s.Violations)
@@ -294,6 +301,13 @@ func runDemo(ctx context.Context, o demoOptions) (demoSummary, error) {
 	}
 	defer func() { _ = stop() }()
 
+	// The daemon's start-up calls (runner groups, access lists, the runner
+	// package) are counted apart from the burst's.
+	if err := demoWaitHealthy(ctx, "http://"+metricsLn.Addr().String()+"/healthz", o.Timeout, served); err != nil {
+		return sum, err
+	}
+	sum.APICallsStartup = sim.Stats().APICallsTotal
+
 	// The burst.
 	w := sim.World()
 	counts := demoCounts(o.Jobs)
@@ -386,8 +400,10 @@ wait:
 	stats := sim.Stats()
 	sum.APICalls = stats.APICallsTotal
 	sum.APICallsByRoute = stats.APICalls
+	sum.APICallsBurst = sum.APICalls - sum.APICallsStartup
 	if sum.JobsRunnable > 0 {
 		sum.APICallsPerJob = float64(sum.APICalls) / float64(sum.JobsRunnable)
+		sum.APICallsPerJobBurst = float64(sum.APICallsBurst) / float64(sum.JobsRunnable)
 	}
 	sum.QueueSecondsP50 = demoPercentile(queue, 0.50).Seconds()
 	sum.QueueSecondsP95 = demoPercentile(queue, 0.95).Seconds()
@@ -492,4 +508,35 @@ func demoPercentile(ds []time.Duration, q float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return percentile(s, q*100)
+}
+
+// demoWaitHealthy polls the daemon's /healthz until it answers 200 (it does
+// once start-up is done and the webhook port serves), the daemon stops, or
+// timeout passes.
+func demoWaitHealthy(ctx context.Context, url string, timeout time.Duration, served chan error) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-served:
+			served <- err // for the caller's shutdown, which waits on it
+			return fmt.Errorf("daemon stopped during start-up: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("daemon not healthy after %s", timeout)
+		}
+	}
 }

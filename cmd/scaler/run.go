@@ -156,7 +156,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 	}
 	d.access = scaler.NewAccessCache(d.gh, scaler.WithAccessLogger(log.Named("access")))
 	d.groups = scaler.NewGroupKeeper(d.gh, cfg.RunnerGroups, log.Named("groups"))
-	d.groups.SetOnChange(d.access.Invalidate)
+	d.groups.SetObserver(d.access.Seed)
 	d.engine, err = scaler.New(scaler.EngineConfig{
 		Pools:        pools,
 		Store:        d.st,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,31 @@ type accessMembers struct {
 	ids   map[int64]bool
 	names map[string]bool
 	at    time.Time
+	order []int64 // ids in the order added
+}
+
+func newAccessMembers() accessMembers {
+	return accessMembers{ids: map[int64]bool{}, names: map[string]bool{}}
+}
+
+// add records a member by id and name (full name or login, any case).
+func (m *accessMembers) add(id int64, name string) {
+	if !m.ids[id] {
+		m.order = append(m.order, id)
+	}
+	m.ids[id] = true
+	if name != "" {
+		m.names[strings.ToLower(name)] = true
+	}
+}
+
+// idList returns the member ids in the order added (never nil: GitHub
+// takes [] for "none").
+func (m accessMembers) idList() []int64 {
+	if m.order == nil {
+		return []int64{}
+	}
+	return slices.Clone(m.order)
 }
 
 var _ AccessChecker = (*AccessCache)(nil)
@@ -136,6 +162,27 @@ func (c *AccessCache) Invalidate() {
 	c.gen++
 	c.groups = map[string]accessGroups{}
 	c.members = map[string]accessMembers{}
+}
+
+// Seed stores what a GroupKeeper pass left a scope's groups as (wire it with
+// GroupKeeper.SetObserver): the scope's group list and the access lists the
+// pass knows replace the cached ones; cached access lists of groups the pass
+// manages but could not read are dropped. Fetches in flight when Seed is
+// called do not overwrite it.
+func (c *AccessCache) Seed(s GroupSnapshot) {
+	key := groupScopeKey(s.Scope)
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.groups[key] = accessGroups{list: slices.Clone(s.Groups), at: now}
+	for id, m := range s.access {
+		m.at = now
+		c.members[key+"#"+strconv.FormatInt(id, 10)] = m
+	}
+	for _, id := range s.stale {
+		delete(c.members, key+"#"+strconv.FormatInt(id, 10))
+	}
 }
 
 // MayUse implements AccessChecker. On a cache miss it fetches with a
@@ -269,15 +316,14 @@ func (c *AccessCache) accessList(ctx context.Context, scope ghapi.Scope, groupID
 		if ok && c.fresh(m.at) {
 			return m, nil
 		}
-		m = accessMembers{ids: map[int64]bool{}, names: map[string]bool{}}
+		m = newAccessMembers()
 		if scope.Kind == ghapi.ScopeEnterprise {
 			orgs, err := c.gh.ListRunnerGroupOrganizations(ctx, scope, groupID)
 			if err != nil {
 				return nil, err
 			}
 			for _, o := range orgs {
-				m.ids[o.GetID()] = true
-				m.names[strings.ToLower(o.GetLogin())] = true
+				m.add(o.GetID(), o.GetLogin())
 			}
 		} else {
 			repos, err := c.gh.ListRunnerGroupRepositories(ctx, scope, groupID)
@@ -285,8 +331,7 @@ func (c *AccessCache) accessList(ctx context.Context, scope ghapi.Scope, groupID
 				return nil, err
 			}
 			for _, r := range repos {
-				m.ids[r.GetID()] = true
-				m.names[strings.ToLower(r.GetFullName())] = true
+				m.add(r.GetID(), r.GetFullName())
 			}
 		}
 		m.at = c.now()

@@ -83,10 +83,10 @@ type GroupKeeper struct {
 	reconcileMu sync.Mutex // one Reconcile at a time
 	lookups     singleflight.Group
 
-	mu       sync.Mutex
-	ids      map[string]map[string]int64 // scope key -> lower-case group name -> id
-	orgIDs   map[string]int64            // lower-case org login -> id (ids never change)
-	onChange func()
+	mu      sync.Mutex
+	ids     map[string]map[string]int64 // scope key -> lower-case group name -> id
+	orgIDs  map[string]int64            // lower-case org login -> id (ids never change)
+	observe func(GroupSnapshot)
 	// afterPass, when set (tests), is called by Run after every pass.
 	afterPass func(error)
 }
@@ -106,12 +106,28 @@ func NewGroupKeeper(gh GroupsAPI, groups []config.RunnerGroup, logger *zap.Logge
 	}
 }
 
-// SetOnChange registers fn to be called after a Reconcile that changed
-// anything on GitHub (the daemon passes AccessCache.Invalidate).
-func (k *GroupKeeper) SetOnChange(fn func()) {
+// GroupSnapshot is what a Reconcile pass left one scope's runner groups as:
+// the scope's whole group list (as ListRunnerGroups returns it, with the
+// pass's creations and updates applied) and the access lists of the
+// selected groups it manages. The daemon hands it to AccessCache.Seed, so
+// the cache does not read again what the keeper just read or wrote.
+type GroupSnapshot struct {
+	Scope  ghapi.Scope
+	Groups []*ghapi.RunnerGroup
+	// Changed reports that the pass wrote to a group of this scope.
+	Changed bool
+	// access holds the access lists the pass knows exactly, by group id;
+	// stale names managed groups whose access list it does not know.
+	access map[int64]accessMembers
+	stale  []int64
+}
+
+// SetObserver registers fn to receive a GroupSnapshot for every scope a
+// Reconcile pass listed, after the pass.
+func (k *GroupKeeper) SetObserver(fn func(GroupSnapshot)) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.onChange = fn
+	k.observe = fn
 }
 
 // GroupID returns the id of the runner group name at scope. Repository scope
@@ -202,9 +218,8 @@ func (k *GroupKeeper) Reconcile(ctx context.Context) error {
 	defer k.reconcileMu.Unlock()
 
 	var errs []error
-	listed := map[string][]*ghapi.RunnerGroup{}
+	snaps := map[string]*GroupSnapshot{}
 	listFailed := map[string]bool{}
-	changed := false
 	for i, cg := range k.groups {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile runner groups: %w", err))
@@ -219,74 +234,124 @@ func (k *GroupKeeper) Reconcile(ctx context.Context) error {
 		if listFailed[key] {
 			continue // reported once for the scope
 		}
-		existing, ok := listed[key]
+		snap, ok := snaps[key]
 		if !ok {
-			existing, err = k.gh.ListRunnerGroups(ctx, scope, ghapi.ListRunnerGroupsOptions{})
+			existing, err := k.gh.ListRunnerGroups(ctx, scope, ghapi.ListRunnerGroupsOptions{})
 			if err != nil {
 				listFailed[key] = true
 				errs = append(errs, fmt.Errorf("reconcile runner groups of %s: %w", scope, err))
 				continue
 			}
-			listed[key] = existing
+			snap = &GroupSnapshot{Scope: scope, Groups: existing, access: map[int64]accessMembers{}}
+			snaps[key] = snap
 		}
-		created, wrote, err := k.reconcileGroup(ctx, scope, cg, existing)
-		if created != nil {
-			listed[key] = append(existing, created)
+		out, err := k.reconcileGroup(ctx, scope, cg, snap.Groups)
+		if out.group != nil {
+			snap.Groups = replaceGroup(snap.Groups, out.group)
+			if out.access != nil {
+				snap.access[out.group.ID] = *out.access
+			} else {
+				snap.stale = append(snap.stale, out.group.ID)
+			}
 		}
-		changed = changed || wrote
+		snap.Changed = snap.Changed || out.wrote
 		if err != nil {
 			errs = append(errs, fmt.Errorf("runner group %s in %s: %w", cg.Name, scope, err))
 		}
 	}
-	for key, gs := range listed {
-		k.storeIDs(key, gs)
+	for key, snap := range snaps {
+		k.storeIDs(key, snap.Groups)
 	}
-	if changed {
-		k.mu.Lock()
-		fn := k.onChange
-		k.mu.Unlock()
-		if fn != nil {
-			fn()
+	k.mu.Lock()
+	observe := k.observe
+	k.mu.Unlock()
+	if observe != nil {
+		for _, snap := range snaps {
+			observe(*snap)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// reconcileGroup creates or fixes one group. It returns the group when it
-// created it, and whether it wrote anything.
-func (k *GroupKeeper) reconcileGroup(ctx context.Context, scope ghapi.Scope, cg config.RunnerGroup, existing []*ghapi.RunnerGroup) (created *ghapi.RunnerGroup, wrote bool, err error) {
+// replaceGroup returns gs with g in place of the group with its id, or with
+// g appended.
+func replaceGroup(gs []*ghapi.RunnerGroup, g *ghapi.RunnerGroup) []*ghapi.RunnerGroup {
+	for i, cur := range gs {
+		if cur != nil && cur.ID == g.ID {
+			out := slices.Clone(gs)
+			out[i] = g
+			return out
+		}
+	}
+	return append(slices.Clone(gs), g)
+}
+
+// groupOutcome is what reconcileGroup left one group as: the group (nil
+// when it could not be created), its access list when known exactly (nil
+// otherwise, or when the group is not "selected"), and whether it wrote.
+type groupOutcome struct {
+	group  *ghapi.RunnerGroup
+	access *accessMembers
+	wrote  bool
+}
+
+// reconcileGroup creates or fixes one group.
+func (k *GroupKeeper) reconcileGroup(ctx context.Context, scope ghapi.Scope, cg config.RunnerGroup, existing []*ghapi.RunnerGroup) (groupOutcome, error) {
 	want := strings.ToLower(cg.Visibility)
 	if want == "" {
 		want = VisibilityAll
 	}
 	cur := findOwnGroup(existing, cg.Name)
 	if cur == nil {
-		g, err := k.createGroup(ctx, scope, cg, want)
-		return g, g != nil, err
+		g, access, err := k.createGroup(ctx, scope, cg, want)
+		return groupOutcome{group: g, access: access, wrote: g != nil}, err
 	}
+	out := groupOutcome{group: cur}
 	log := k.log.With(zap.String("scope", scope.String()), zap.String("runner_group", cur.Name), zap.Int64("runner_group_id", cur.ID))
 	var errs []error
-	visibility := cur.Visibility
 	if upd, what := groupUpdateFor(cur, cg, want); len(what) > 0 {
-		if _, err := k.gh.UpdateRunnerGroup(ctx, scope, cur.ID, upd); err != nil {
+		g, err := k.gh.UpdateRunnerGroup(ctx, scope, cur.ID, upd)
+		if err != nil {
 			errs = append(errs, err)
 		} else {
-			wrote = true
-			visibility = want
+			out.wrote = true
+			if g != nil && g.ID == cur.ID {
+				out.group = g
+			} else {
+				out.group = updatedGroup(cur, upd)
+			}
 			log.Info("runner group updated", zap.Strings("changed", what))
 		}
 	}
-	if strings.EqualFold(visibility, VisibilitySelected) {
-		w, err := k.reconcileAccess(ctx, scope, cur.ID, cg)
+	if strings.EqualFold(out.group.Visibility, VisibilitySelected) {
+		access, w, err := k.reconcileAccess(ctx, scope, cur.ID, cg)
 		if err != nil {
 			errs = append(errs, err)
 		}
+		out.access = access
 		if w {
-			wrote = true
+			out.wrote = true
 			log.Info("runner group access list set")
 		}
 	}
-	return nil, wrote, errors.Join(errs...)
+	return out, errors.Join(errs...)
+}
+
+// updatedGroup is cur with upd applied, for an update whose response did
+// not carry the group.
+func updatedGroup(cur *ghapi.RunnerGroup, upd ghapi.RunnerGroupUpdate) *ghapi.RunnerGroup {
+	g := *cur
+	if upd.Visibility != "" {
+		g.Visibility = upd.Visibility
+	}
+	if upd.AllowsPublicRepositories != nil {
+		g.AllowsPublicRepositories = *upd.AllowsPublicRepositories
+	}
+	if upd.RestrictedToWorkflows != nil {
+		g.RestrictedToWorkflows = *upd.RestrictedToWorkflows
+		g.SelectedWorkflows = slices.Clone(upd.SelectedWorkflows)
+	}
+	return &g
 }
 
 // groupUpdateFor returns the update that brings cur to the configuration and
@@ -316,10 +381,11 @@ func groupUpdateFor(cur *ghapi.RunnerGroup, cg config.RunnerGroup, visibility st
 	return upd, what
 }
 
-// createGroup creates a missing group with its access list. When some
-// configured members cannot be resolved the group is still created with the
-// others, and the missing ones are reported.
-func (k *GroupKeeper) createGroup(ctx context.Context, scope ghapi.Scope, cg config.RunnerGroup, visibility string) (*ghapi.RunnerGroup, error) {
+// createGroup creates a missing group with its access list, and returns
+// the group and, for a selected group, the access list it was given. When
+// some configured members cannot be resolved the group is still created
+// with the others, and the missing ones are reported.
+func (k *GroupKeeper) createGroup(ctx context.Context, scope ghapi.Scope, cg config.RunnerGroup, visibility string) (*ghapi.RunnerGroup, *accessMembers, error) {
 	allows, restricted := cg.AllowsPublicRepositories, cg.RestrictedToWorkflows
 	spec := ghapi.RunnerGroupSpec{
 		Name:                     cg.Name,
@@ -331,73 +397,87 @@ func (k *GroupKeeper) createGroup(ctx context.Context, scope ghapi.Scope, cg con
 		spec.SelectedWorkflows = slices.Clone(cg.SelectedWorkflows)
 	}
 	var problems []error
+	var members *accessMembers
 	if strings.EqualFold(visibility, VisibilitySelected) {
-		var err error
+		var (
+			m       accessMembers
+			missing error
+			err     error
+		)
 		switch scope.Kind {
 		case ghapi.ScopeOrg:
-			var missing error
-			spec.SelectedRepositoryIDs, missing, err = k.repoIDs(ctx, scope, cg.Repositories)
-			problems = append(problems, missing)
+			m, missing, err = k.repoIDs(ctx, scope, cg.Repositories)
+			spec.SelectedRepositoryIDs = m.idList()
 		case ghapi.ScopeEnterprise:
-			var missing error
-			spec.SelectedOrganizationIDs, missing, err = k.orgIDsFor(ctx, cg.Organizations, nil)
-			problems = append(problems, missing)
+			m, missing, err = k.orgIDsFor(ctx, cg.Organizations, nil)
+			spec.SelectedOrganizationIDs = m.idList()
 		}
 		if err != nil {
 			// Without the access list the group would be created empty and
 			// look done; try again on the next pass.
-			return nil, fmt.Errorf("resolve access list before creating: %w", err)
+			return nil, nil, fmt.Errorf("resolve access list before creating: %w", err)
 		}
+		problems = append(problems, missing)
+		members = &m
 	}
 	g, err := k.gh.CreateRunnerGroup(ctx, scope, spec)
 	if err != nil {
-		return nil, errors.Join(append(problems, err)...)
+		return nil, nil, errors.Join(append(problems, err)...)
 	}
 	k.log.Info("runner group created", zap.String("scope", scope.String()), zap.String("runner_group", g.Name),
 		zap.Int64("runner_group_id", g.ID), zap.String("visibility", g.Visibility))
-	return g, errors.Join(problems...)
+	if !strings.EqualFold(g.Visibility, VisibilitySelected) {
+		members = nil
+	}
+	return g, members, errors.Join(problems...)
 }
 
 // reconcileAccess sets a selected group's repositories (organization) or
 // organizations (enterprise) when they differ from the configuration. It
-// reports whether it wrote.
-func (k *GroupKeeper) reconcileAccess(ctx context.Context, scope ghapi.Scope, groupID int64, cg config.RunnerGroup) (bool, error) {
+// returns the access list the group has afterwards (nil when not known) and
+// whether it wrote.
+func (k *GroupKeeper) reconcileAccess(ctx context.Context, scope ghapi.Scope, groupID int64, cg config.RunnerGroup) (*accessMembers, bool, error) {
 	switch scope.Kind {
 	case ghapi.ScopeOrg:
 		cur, err := k.gh.ListRunnerGroupRepositories(ctx, scope, groupID)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
+		have := newAccessMembers()
 		curNames := make([]string, 0, len(cur))
 		curIDs := make([]int64, 0, len(cur))
 		for _, r := range cur {
+			have.add(r.GetID(), r.GetFullName())
 			curNames = append(curNames, strings.ToLower(r.GetFullName()))
 			curIDs = append(curIDs, r.GetID())
 		}
 		wantNames, nameErr := normalizeRepoNames(scope.Name, cg.Repositories)
 		if nameErr == nil && groupSameStrings(curNames, wantNames) {
-			return false, nil
+			return &have, false, nil
 		}
-		ids, missing, err := k.repoIDs(ctx, scope, cg.Repositories)
+		want, missing, err := k.repoIDs(ctx, scope, cg.Repositories)
 		if err != nil {
-			return false, err
+			return &have, false, err
 		}
+		ids := want.idList()
 		if groupSameIDs(ids, curIDs) {
-			return false, missing
+			return &have, false, missing
 		}
 		if err := k.gh.SetRunnerGroupRepositories(ctx, scope, groupID, ids); err != nil {
-			return false, errors.Join(missing, err)
+			return nil, false, errors.Join(missing, err)
 		}
-		return true, missing
+		return &want, true, missing
 	case ghapi.ScopeEnterprise:
 		cur, err := k.gh.ListRunnerGroupOrganizations(ctx, scope, groupID)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
+		have := newAccessMembers()
 		known := make(map[string]int64, len(cur))
 		curLogins := make([]string, 0, len(cur))
 		curIDs := make([]int64, 0, len(cur))
 		for _, o := range cur {
+			have.add(o.GetID(), o.GetLogin())
 			known[strings.ToLower(o.GetLogin())] = o.GetID()
 			curLogins = append(curLogins, strings.ToLower(o.GetLogin()))
 			curIDs = append(curIDs, o.GetID())
@@ -407,50 +487,52 @@ func (k *GroupKeeper) reconcileAccess(ctx context.Context, scope ghapi.Scope, gr
 			want = append(want, strings.ToLower(o))
 		}
 		if groupSameStrings(curLogins, want) {
-			return false, nil
+			return &have, false, nil
 		}
-		ids, missing, err := k.orgIDsFor(ctx, cg.Organizations, known)
+		wantM, missing, err := k.orgIDsFor(ctx, cg.Organizations, known)
 		if err != nil {
-			return false, err
+			return &have, false, err
 		}
+		ids := wantM.idList()
 		if groupSameIDs(ids, curIDs) {
-			return false, missing
+			return &have, false, missing
 		}
 		if err := k.gh.SetRunnerGroupOrganizations(ctx, scope, groupID, ids); err != nil {
-			return false, errors.Join(missing, err)
+			return nil, false, errors.Join(missing, err)
 		}
-		return true, missing
+		return &wantM, true, missing
 	}
-	return false, fmt.Errorf("access lists of %s: %w", scope, ghapi.ErrUnsupportedScope)
+	return nil, false, fmt.Errorf("access lists of %s: %w", scope, ghapi.ErrUnsupportedScope)
 }
 
 // repoIDs resolves configured repository names of an organization group to
 // ids through the repositories the installation serving the organization can
-// reach. err is a failed call; missing names the repositories not found.
-func (k *GroupKeeper) repoIDs(ctx context.Context, org ghapi.Scope, names []string) (ids []int64, missing, err error) {
+// reach; the result lists each found repository's id and name. err is a
+// failed call; missing names the repositories not found.
+func (k *GroupKeeper) repoIDs(ctx context.Context, org ghapi.Scope, names []string) (found accessMembers, missing, err error) {
+	found = newAccessMembers()
 	want, nameErr := normalizeRepoNames(org.Name, names)
 	if len(want) == 0 {
-		return []int64{}, nameErr, nil
+		return found, nameErr, nil
 	}
 	repos, err := k.gh.ListInstallationRepositories(ctx, org)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve repository ids: %w", err)
+		return accessMembers{}, nil, fmt.Errorf("resolve repository ids: %w", err)
 	}
 	byName := make(map[string]int64, len(repos))
 	for _, r := range repos {
 		byName[strings.ToLower(r.GetFullName())] = r.GetID()
 	}
 	problems := []error{nameErr}
-	ids = []int64{}
 	for _, n := range want {
 		id, ok := byName[n]
 		if !ok {
 			problems = append(problems, fmt.Errorf("repository %s: not found among the repositories the app (or token) can reach", n))
 			continue
 		}
-		ids = append(ids, id)
+		found.add(id, n)
 	}
-	return ids, errors.Join(problems...), nil
+	return found, errors.Join(problems...), nil
 }
 
 // normalizeRepoNames turns "owner/name" or bare "name" into lower-case
@@ -476,12 +558,12 @@ func normalizeRepoNames(org string, names []string) ([]string, error) {
 }
 
 // orgIDsFor resolves organization logins to ids: from known (the group's
-// current list), then the keeper's cache, then GitHub. err is a failed call
-// only when nothing could be resolved; missing names the logins not resolved.
-func (k *GroupKeeper) orgIDsFor(ctx context.Context, logins []string, known map[string]int64) (ids []int64, missing, err error) {
-	ids = []int64{}
+// current list), then the keeper's cache, then GitHub; the result lists each
+// resolved organization's id and login. err is a failed call only when
+// nothing could be resolved; missing names the logins not resolved.
+func (k *GroupKeeper) orgIDsFor(ctx context.Context, logins []string, known map[string]int64) (found accessMembers, missing, err error) {
+	found = newAccessMembers()
 	var problems []error
-	seen := map[int64]bool{}
 	for _, login := range logins {
 		id, ok := known[strings.ToLower(login)]
 		if !ok {
@@ -492,15 +574,12 @@ func (k *GroupKeeper) orgIDsFor(ctx context.Context, logins []string, known map[
 				continue
 			}
 		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+		found.add(id, login)
 	}
-	if len(ids) == 0 && len(problems) > 0 {
-		return nil, nil, errors.Join(problems...)
+	if len(found.ids) == 0 && len(problems) > 0 {
+		return accessMembers{}, nil, errors.Join(problems...)
 	}
-	return ids, errors.Join(problems...), nil
+	return found, errors.Join(problems...), nil
 }
 
 // orgID resolves an organization login to its id. ghapi has no

@@ -179,13 +179,19 @@ func TestGroupKeeperReconcileCreatesThenMakesNoWrites(t *testing.T) {
 
 	k := NewGroupKeeper(s.gh, keeperConfig(), nil)
 	changes := 0
-	k.SetOnChange(func() { changes++ })
+	var snaps []GroupSnapshot
+	k.SetObserver(func(s GroupSnapshot) {
+		snaps = append(snaps, s)
+		if s.Changed {
+			changes++
+		}
+	})
 	if err := k.Reconcile(ctx); err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
 	checkKeeperShape(t, s)
-	if changes != 1 {
-		t.Errorf("onChange called %d times after creating groups, want 1", changes)
+	if changes != 3 || len(snaps) != 3 {
+		t.Errorf("%d snapshots, %d of scopes changed, after creating groups in 3 scopes; want 3 and 3", len(snaps), changes)
 	}
 
 	before := s.calls()
@@ -201,8 +207,8 @@ func TestGroupKeeperReconcileCreatesThenMakesNoWrites(t *testing.T) {
 	if n := calls["GET /installation/repositories"]; n != 0 {
 		t.Errorf("second Reconcile resolved repository ids %d times, want 0", n)
 	}
-	if changes != 1 {
-		t.Errorf("onChange called after a pass without writes")
+	if changes != 3 || len(snaps) != 6 {
+		t.Errorf("after a pass without writes: %d snapshots, %d changed; want 6 and 3", len(snaps), changes)
 	}
 	checkKeeperShape(t, s)
 
@@ -413,4 +419,68 @@ func TestGroupKeeperRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not stop after cancel")
 	}
+}
+
+// An AccessCache seeded by the keeper answers for the groups the keeper
+// created or checked without reading them again: the keeper's own group
+// list and access lists are the cache's.
+func TestAccessCacheSeededByGroupKeeper(t *testing.T) {
+	s := startGroupSim(t, world.Spec{})
+	ctx := context.Background()
+	cache := NewAccessCache(s.gh)
+	k := NewGroupKeeper(s.gh, keeperConfig(), nil)
+	k.SetObserver(cache.Seed)
+	if err := k.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pools := []Pool{
+		{Name: "gpu", Scope: ghapi.Org("octo-org"), RunnerGroup: "gpu"},
+		{Name: "labs", Scope: ghapi.Org("octo-labs"), RunnerGroup: "labs-all"},
+		{Name: "ent", Scope: ghapi.Enterprise("octo-ent"), RunnerGroup: "shared"},
+	}
+	check := func(when string) {
+		t.Helper()
+		before := s.calls()
+		for _, tt := range []struct {
+			pool int
+			repo RepoRef
+			want bool
+		}{
+			{0, RepoRef{ID: s.repoID("octo-org/app"), FullName: "octo-org/app", Owner: "octo-org", Private: true}, true},
+			{0, RepoRef{ID: s.repoID("octo-org/website"), FullName: "octo-org/website", Owner: "octo-org"}, true},
+			{0, RepoRef{ID: 999, FullName: "octo-org/other", Owner: "octo-org", Private: true}, false},
+			{1, RepoRef{ID: s.repoID("octo-labs/ml"), FullName: "octo-labs/ml", Owner: "octo-labs", Private: true}, true},
+			{2, RepoRef{ID: s.repoID("octo-org/app"), FullName: "octo-org/app", Owner: "octo-org", Private: true}, true},
+			{2, RepoRef{ID: s.repoID("octo-labs/ml"), FullName: "octo-labs/ml", Owner: "octo-labs", Private: true}, false},
+		} {
+			got, err := cache.MayUseContext(ctx, pools[tt.pool], tt.repo)
+			if err != nil || got != tt.want {
+				t.Errorf("%s: pool %s, %s: %v, %v; want %v", when, pools[tt.pool].Name, tt.repo.FullName, got, err, tt.want)
+			}
+		}
+		if calls := s.callsSince(before); len(calls) != 0 {
+			t.Errorf("%s: the seeded cache called %v", when, calls)
+		}
+	}
+	check("after the creating pass")
+
+	// Someone drops website from gpu by hand; the next pass puts it back
+	// and the cache follows without a read of its own.
+	if err := s.gh.SetRunnerGroupRepositories(ctx, ghapi.Org("octo-org"), mustGroupID(t, s, "octo-org", "gpu"),
+		[]int64{s.repoID("octo-org/app")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after a pass that fixed the access list")
+}
+
+func mustGroupID(t *testing.T, s *groupSim, org, name string) int64 {
+	t.Helper()
+	g, ok := s.group(world.Scope{Kind: world.Org, Name: org}, name)
+	if !ok {
+		t.Fatalf("no group %s in %s", name, org)
+	}
+	return g.ID
 }
