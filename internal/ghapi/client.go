@@ -54,7 +54,8 @@ type Options struct {
 	// can wait for a rate-limit reset passes a longer deadline.
 	RequestTimeout time.Duration
 
-	// Base is the HTTP transport under ours; nil uses http.DefaultTransport.
+	// Base is the HTTP transport under ours; nil uses a copy of
+	// http.DefaultTransport that keeps MaxInFlight idle connections.
 	Base     http.RoundTripper
 	Clock    transport.Clock
 	Recorder transport.Recorder
@@ -105,6 +106,14 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.Base == nil {
+		// http.DefaultTransport keeps 2 idle connections per host: with
+		// MaxInFlight requests to one host, every burst would open (and
+		// TLS-handshake) new connections and close them again.
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		base.MaxIdleConnsPerHost = opts.MaxInFlight
+		opts.Base = base
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "runnerscaler"
