@@ -157,6 +157,10 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 	d.access = scaler.NewAccessCache(d.gh, scaler.WithAccessLogger(log.Named("access")))
 	d.groups = scaler.NewGroupKeeper(d.gh, cfg.RunnerGroups, log.Named("groups"))
 	d.groups.SetObserver(d.access.Seed)
+	metrics, err := scaler.NewPrometheusMetrics(d.reg)
+	if err != nil {
+		return nil, fmt.Errorf("scaler metrics: %w", err)
+	}
 	d.engine, err = scaler.New(scaler.EngineConfig{
 		Pools:        pools,
 		Store:        d.st,
@@ -164,6 +168,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 		Provisioners: d.provs,
 		Groups:       d.groups,
 		Access:       d.access,
+		Metrics:      metrics,
 		Logger:       log.Named("scaler"),
 	})
 	if err != nil {

@@ -97,6 +97,8 @@ type EngineConfig struct {
 	// CallTimeout bounds each external call the engine makes (GitHub,
 	// provisioner); default 2 minutes.
 	CallTimeout time.Duration
+	// Metrics receives the engine's events; nil discards them.
+	Metrics Metrics
 	// EndedRunnerGrace is how long an ephemeral runner whose instance
 	// exited cleanly stands in for a queued job while its job's webhooks
 	// are late; default 30 s.
@@ -175,6 +177,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultExternalCallTimeout
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = discardMetrics{}
 	}
 	if cfg.EndedRunnerGrace <= 0 {
 		cfg.EndedRunnerGrace = DefaultEndedRunnerGrace
@@ -259,6 +264,7 @@ func (e *Engine) noteCreateCall(pool string, at time.Time) (jobID int64) {
 		q = q[1:]
 		if t, ok := e.arrived[id]; ok {
 			e.latencies = append(e.latencies, at.Sub(t))
+			e.cfg.Metrics.QueuedToCreate(pool, at.Sub(t))
 			delete(e.arrived, id)
 			e.waiting[pool] = q
 			return id
@@ -308,16 +314,29 @@ func (e *Engine) freshRunners(ctx context.Context) (map[string]store.Runner, err
 	return runners, nil
 }
 
-// record logs a decision and stores it.
+// record logs a decision and stores it in the background: the write
+// commits with others and no pass or create waits for it (Run waits for it
+// before returning).
 func (e *Engine) record(ctx context.Context, d store.Decision, fields ...zap.Field) {
 	if d.At.IsZero() {
 		d.At = e.now()
 	}
 	e.log.Info("decision", append([]zap.Field{zap.String("pool", d.Pool), zap.String("action", d.Action),
 		zap.Int("count", d.Count), zap.String("reason", d.Reason)}, fields...)...)
-	if err := e.cfg.Store.AddDecision(ctx, d); err != nil {
-		e.log.Warn("decision not stored", zap.String("pool", d.Pool), zap.String("action", d.Action), zap.Error(err))
-	}
+	e.background(func() {
+		if err := e.cfg.Store.AddDecision(context.WithoutCancel(ctx), d); err != nil {
+			e.log.Warn("decision not stored", zap.String("pool", d.Pool), zap.String("action", d.Action), zap.Error(err))
+		}
+	})
+}
+
+// background runs fn in a goroutine the executor's wait covers.
+func (e *Engine) background(fn func()) {
+	e.exec.wg.Add(1)
+	go func() {
+		defer e.exec.wg.Done()
+		fn()
+	}()
 }
 
 // callCtx bounds one external call; it survives the loop's cancellation

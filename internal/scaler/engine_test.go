@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v62/github"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
@@ -493,5 +495,46 @@ func TestFreshRunnersSeeWritesInFlight(t *testing.T) {
 	env.e.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d notes left after the store caught up", left)
+	}
+}
+
+func TestEngineMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := NewPrometheusMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newEngineEnv(t, orgPool())
+	env.e.cfg.Metrics = m
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 1, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 2, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"ubuntu-latest"}})
+	env.pass(t)
+	for _, tt := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"matched small", testutil.ToFloat64(m.matched.WithLabelValues("small")), 1},
+		{"unmatched", testutil.ToFloat64(m.matched.WithLabelValues("")), 1},
+		{"launched", testutil.ToFloat64(m.launched.WithLabelValues("small")), 1},
+		{"failed", testutil.ToFloat64(m.failed.WithLabelValues("small")), 0},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.latency, "runnerscaler_queued_to_create_seconds"); n != 1 {
+		t.Errorf("%d latency series, want 1", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "runnerscaler_queued_to_create_seconds" {
+			if c := mf.GetMetric()[0].GetHistogram().GetSampleCount(); c != 1 {
+				t.Errorf("latency observations %d, want 1", c)
+			}
+		}
 	}
 }

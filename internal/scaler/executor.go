@@ -175,6 +175,7 @@ func (x *executor) createOne(ctx context.Context, p Pool) {
 					x.mu.Lock()
 					x.launched++
 					x.mu.Unlock()
+					e.cfg.Metrics.RunnerLaunched(p.Name)
 					e.log.Info("runner launched", append(fields, zap.String("instance", inst.ID),
 						zap.Int64("github_id", ghID), zap.String("registration", p.Registration))...)
 					return
@@ -190,6 +191,7 @@ func (x *executor) createOne(ctx context.Context, p Pool) {
 			x.mu.Lock()
 			x.failed++
 			x.mu.Unlock()
+			e.cfg.Metrics.CreateFailed(p.Name)
 			e.record(context.WithoutCancel(ctx), store.Decision{Pool: p.Name, Action: "create-failed", Count: 1,
 				Reason: fmt.Sprintf("gave up after %d attempts: %v", attempt, err)}, fields...)
 			return

@@ -143,6 +143,9 @@ func (e *Engine) demand(ctx context.Context) ([]JobView, error) {
 				e.decided[j.ID] = pool
 			}
 			fresh = append(fresh, decision{j, pool, reason})
+			if pool != "" || !accessUnknown(reason) {
+				e.cfg.Metrics.JobMatched(pool)
+			}
 			if pool != "" {
 				e.matched++
 				e.waiting[pool] = append(e.waiting[pool], j.ID)
@@ -157,34 +160,27 @@ func (e *Engine) demand(ctx context.Context) ([]JobView, error) {
 	}
 	e.mu.Unlock()
 
-	// Record the matches concurrently: the store commits them together.
-	var wg sync.WaitGroup
+	// The matches are kept in memory (decided); storing them is for
+	// restarts and reports, so no pass waits for it.
 	for _, d := range fresh {
 		fields := []zap.Field{zap.Int64("job_id", d.job.ID), zap.String("repo", d.job.Repo), zap.Strings("labels", d.job.Labels)}
 		if d.pool != "" {
 			e.log.Info("job matched", append(fields, zap.String("pool", d.pool), zap.String("reason", d.reason))...)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := e.cfg.Store.SetJobPool(ctx, d.job.ID, d.pool); err != nil {
+			e.background(func() {
+				if err := e.cfg.Store.SetJobPool(context.WithoutCancel(ctx), d.job.ID, d.pool); err != nil {
 					e.log.Warn("job pool not stored", zap.Int64("job_id", d.job.ID), zap.String("pool", d.pool), zap.Error(err))
 				}
-			}()
+			})
 			continue
 		}
 		if accessUnknown(d.reason) {
 			e.log.Info("job not matched yet", append(fields, zap.String("reason", d.reason))...)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.record(ctx, store.Decision{Action: "unmatched", Count: 1,
-				Reason: fmt.Sprintf("job %d from %s: %s", d.job.ID, d.job.Repo, d.reason)},
-				zap.Int64("job_id", d.job.ID), zap.String("repo", d.job.Repo), zap.Strings("labels", d.job.Labels))
-		}()
+		e.record(ctx, store.Decision{Action: "unmatched", Count: 1,
+			Reason: fmt.Sprintf("job %d from %s: %s", d.job.ID, d.job.Repo, d.reason)},
+			zap.Int64("job_id", d.job.ID), zap.String("repo", d.job.Repo), zap.Strings("labels", d.job.Labels))
 	}
-	wg.Wait()
 	return views, nil
 }
 
@@ -441,10 +437,10 @@ func (e *Engine) execute(ctx context.Context, a Action, runners map[string]store
 		if !ok || a.Count <= 0 {
 			return
 		}
-		e.record(ctx, store.Decision{Pool: a.Pool, Action: ActionCreate, Count: a.Count, Reason: a.Reason})
 		for i := 0; i < a.Count; i++ {
 			e.exec.create(ctx, p)
 		}
+		e.record(ctx, store.Decision{Pool: a.Pool, Action: ActionCreate, Count: a.Count, Reason: a.Reason})
 	case ActionRemove:
 		r, ok := runners[a.Runner]
 		if !ok {
