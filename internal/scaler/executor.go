@@ -108,6 +108,7 @@ func (x *executor) create(ctx context.Context, p Pool) {
 	x.launches[p.Name] = append(x.launches[p.Name], x.e.now())
 	sem := x.perPool[p.Name]
 	x.mu.Unlock()
+	started := x.e.now()
 	x.wg.Add(1)
 	go func() {
 		defer x.wg.Done()
@@ -129,13 +130,13 @@ func (x *executor) create(ctx context.Context, p Pool) {
 			return
 		}
 		defer func() { <-sem }()
-		x.createOne(ctx, p)
+		x.createOne(ctx, p, started)
 	}()
 }
 
 // createOne registers and launches one runner, retrying with back-off: a
 // failed create unregisters the runner it registered before trying again.
-func (x *executor) createOne(ctx context.Context, p Pool) {
+func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 	e := x.e
 	prov := e.cfg.Provisioners[p.Provisioner]
 	backoff := e.cfg.CreateBackoff
@@ -144,10 +145,15 @@ func (x *executor) createOne(ctx context.Context, p Pool) {
 	for attempt := 1; ; attempt++ {
 		name := runnerName(p.Name)
 		fields := []zap.Field{zap.String("pool", p.Name), zap.String("runner", name), zap.Int("attempt", attempt)}
+		regStart := e.now()
 		reg, ghID, err := x.register(ctx, p, name)
 		if err == nil {
 			if !noted {
 				jobID, noted = e.noteCreateCall(p.Name, e.now()), true
+				if ce := e.log.Check(zap.DebugLevel, "registered; calling the provisioner"); ce != nil {
+					ce.Write(append(fields, zap.Int64("job_id", jobID), zap.Duration("waited", regStart.Sub(started)),
+						zap.Duration("registration", e.now().Sub(regStart)))...)
+				}
 			}
 			if jobID != 0 {
 				fields = append(fields, zap.Int64("job_id", jobID))

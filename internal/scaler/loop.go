@@ -58,6 +58,7 @@ func (e *Engine) Pass(ctx context.Context) error {
 	// Creates in flight are counted before the store is read: a create
 	// that lands in between is counted twice (one create too few, healed by
 	// the pass its completion triggers), never missed.
+	start := e.now()
 	inFlight := e.exec.inFlightByPool()
 	launches := e.exec.launchesInWindow(e.now())
 
@@ -91,8 +92,14 @@ func (e *Engine) Pass(ctx context.Context) error {
 		}
 	}
 	sort.Slice(state.Runners, func(i, k int) bool { return state.Runners[i].Name < state.Runners[k].Name })
-	for _, a := range e.plan(state, e.now()) {
+	planned := e.now()
+	actions := e.plan(state, planned)
+	for _, a := range actions {
 		e.execute(ctx, a, runners)
+	}
+	if ce := e.log.Check(zap.DebugLevel, "pass"); ce != nil {
+		ce.Write(zap.Int("events", len(events)), zap.Int("actions", len(actions)),
+			zap.Duration("to_plan", planned.Sub(start)), zap.Duration("took", e.now().Sub(start)))
 	}
 	return nil
 }
