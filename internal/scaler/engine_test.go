@@ -515,9 +515,9 @@ func TestEngineMetrics(t *testing.T) {
 		want float64
 	}{
 		{"matched small", testutil.ToFloat64(m.matched.WithLabelValues("small")), 1},
-		{"unmatched", testutil.ToFloat64(m.matched.WithLabelValues("")), 1},
+		{"unmatched", testutil.ToFloat64(m.unmatched), 1},
 		{"launched", testutil.ToFloat64(m.launched.WithLabelValues("small")), 1},
-		{"failed", testutil.ToFloat64(m.failed.WithLabelValues("small")), 0},
+		{"failed", testutil.ToFloat64(m.failed.WithLabelValues("small", "p")), 0},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)

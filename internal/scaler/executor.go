@@ -197,7 +197,7 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 			x.mu.Lock()
 			x.failed++
 			x.mu.Unlock()
-			e.cfg.Metrics.CreateFailed(p.Name)
+			e.cfg.Metrics.CreateFailed(p.Name, p.Provisioner)
 			e.record(context.WithoutCancel(ctx), store.Decision{Pool: p.Name, Action: "create-failed", Count: 1,
 				Reason: fmt.Sprintf("gave up after %d attempts: %v", attempt, err)}, fields...)
 			return

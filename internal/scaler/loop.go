@@ -150,8 +150,11 @@ func (e *Engine) demand(ctx context.Context) ([]JobView, error) {
 				e.decided[j.ID] = pool
 			}
 			fresh = append(fresh, decision{j, pool, reason})
-			if pool != "" || !accessUnknown(reason) {
+			switch {
+			case pool != "":
 				e.cfg.Metrics.JobMatched(pool)
+			case !accessUnknown(reason):
+				e.cfg.Metrics.JobUnmatched()
 			}
 			if pool != "" {
 				e.matched++

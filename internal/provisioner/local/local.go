@@ -85,6 +85,16 @@ type Provisioner struct {
 	foreign []record          // other daemons' records, kept untouched
 	app     *runnerApp
 	flight  *appFlight
+	gen     uint64 // bumped by every change the state file must show
+
+	// The state file is written outside mu (see persist), so that List and
+	// Get never wait for an fsync; saveMu serialises the writers. Lock
+	// order: saveMu, then mu.
+	saveMu    sync.Mutex
+	savedGen  uint64                               // the newest generation a write made durable
+	failedGen uint64                               // the generation the last failed write held
+	failErr   error                                // that write's error
+	writeFile func(path string, data []byte) error // writeFileAtomic; tests replace it (under saveMu)
 }
 
 var (
@@ -116,6 +126,7 @@ type stateFileBody struct {
 type entry struct {
 	rec      record
 	creating bool          // a Create is still launching it
+	recorded bool          // the state file is to hold it: its process started, and no Delete removed it
 	exited   chan struct{} // closed once its process is known to have ended
 	deleting chan struct{} // set while a Delete runs; closed when it ends
 	secrets  []string      // the registration secret, only to redact log tails
@@ -191,6 +202,7 @@ func New(settings map[string]any, env provisioner.Env) (*Provisioner, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		entries:    map[string]*entry{},
+		writeFile:  writeFileAtomic,
 	}
 	p.baseEnv = p.buildBaseEnv()
 	if err := p.recover(); err != nil {
@@ -252,7 +264,7 @@ func (p *Provisioner) recover() error {
 			continue
 		}
 		if p.alive(r) {
-			e := &entry{rec: r, exited: make(chan struct{})}
+			e := &entry{rec: r, recorded: true, exited: make(chan struct{})}
 			e.rec.State = provisioner.StateRunning
 			p.entries[r.ID] = e
 			keep[filepath.Base(r.Dir)] = true
@@ -263,11 +275,16 @@ func (p *Provisioner) recover() error {
 		p.cleanDead(r)
 	}
 	p.removeStrayDirs(keep)
+	// Written even when nothing changed, so that a work_dir whose state file
+	// cannot be written fails here rather than at the first Create.
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.saveLocked(); err != nil {
+	need := p.changedLocked()
+	p.mu.Unlock()
+	if err := p.persist(need); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, e := range p.entries {
 		p.wg.Add(1)
 		go p.watch(e)
@@ -349,21 +366,55 @@ func (p *Provisioner) loadState() ([]record, error) {
 	return body.Instances, nil
 }
 
-// saveLocked writes the state file atomically; caller holds mu.
-func (p *Provisioner) saveLocked() error {
+// changedLocked notes a change the state file must show and returns the
+// generation to pass to persist once mu is released; caller holds mu.
+func (p *Provisioner) changedLocked() uint64 {
+	p.gen++
+	return p.gen
+}
+
+// persist returns once the state file durably shows generation need (or a
+// later one), writing it if no other caller has. Call it without mu: the
+// write, fsync included, happens outside mu so that List and Get never
+// wait for it.
+//
+// Concurrent callers share writes (group commit): while one write runs the
+// others queue on saveMu, and the next writer's snapshot covers every change
+// made meanwhile, so a burst of Creates costs a couple of writes rather than
+// one each. A failed write fails every caller whose change it held; callers
+// with later changes write again.
+func (p *Provisioner) persist(need uint64) error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	if p.savedGen >= need {
+		return nil
+	}
+	if p.failedGen >= need {
+		return p.failErr
+	}
+	p.mu.Lock()
+	gen := p.gen
 	recs := make([]record, 0, len(p.entries)+len(p.foreign))
 	for _, e := range p.entries {
-		if !e.creating {
+		if e.recorded {
 			recs = append(recs, e.rec)
 		}
 	}
 	recs = append(recs, p.foreign...)
+	p.mu.Unlock()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
 	b, err := json.MarshalIndent(stateFileBody{Version: 1, Instances: recs}, "", "  ")
+	if err == nil {
+		err = p.writeFile(filepath.Join(p.cfg.workDir, stateFile), b)
+	} else {
+		err = fmt.Errorf("write state file: %w", err)
+	}
 	if err != nil {
+		p.failedGen, p.failErr = gen, err
 		return err
 	}
-	return writeFileAtomic(filepath.Join(p.cfg.workDir, stateFile), b)
+	p.savedGen = gen
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte) error {
@@ -620,18 +671,30 @@ func (p *Provisioner) launch(ctx context.Context, e *entry, spec provisioner.Spe
 		return fail(fmt.Errorf("create runner %s: read the start time of process %d: %w", spec.RunnerName, pid, err))
 	}
 
+	// The instance is not returned before the state file holds it: that
+	// record is what lets a restarted daemon adopt the process. It stays
+	// creating meanwhile, so that no Delete takes it on.
 	p.mu.Lock()
 	e.rec.PID, e.rec.StartTime = pid, start
 	e.rec.State = provisioner.StateRunning
-	e.creating = false
+	e.recorded = true
 	e.secrets = []string{sec.Reveal()}
-	if err := p.saveLocked(); err != nil {
-		e.creating = true
+	need := p.changedLocked()
+	p.mu.Unlock()
+	if err := p.persist(need); err != nil {
+		// Another writer may yet put this record in the file before Create
+		// drops the entry; harmless: a restart finds the process dead and
+		// cleans up after it, and the next write drops the record.
+		p.mu.Lock()
+		e.recorded = false
+		e.rec.State = provisioner.StatePending
 		p.mu.Unlock()
 		_ = signalGroup(pid, syscall.SIGKILL)
 		p.reapQuietly(pid)
 		return fail(fmt.Errorf("create runner %s: %w", spec.RunnerName, err))
 	}
+	p.mu.Lock()
+	e.creating = false
 	if !p.closed {
 		p.wg.Add(1)
 		go p.watch(e)
@@ -690,7 +753,6 @@ func (p *Provisioner) watch(e *entry) {
 // otherwise with the end of its log.
 func (p *Provisioner) recordExit(e *entry, known bool, code int, msg string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	fields := []zap.Field{zap.String("instance", e.rec.ID), zap.String("runner", e.rec.RunnerName), zap.String("pool", e.rec.Pool)}
 	switch {
 	case !known:
@@ -709,10 +771,16 @@ func (p *Provisioner) recordExit(e *entry, known bool, code int, msg string) {
 	}
 	e.secrets = nil
 	close(e.exited)
-	if p.entries[e.rec.ID] == e { // not deleted (and its name not reused) meanwhile
-		if err := p.saveLocked(); err != nil {
-			p.log.Error("cannot record a runner's end", append(fields, zap.Error(err))...)
-		}
+	var need uint64
+	if e.recorded { // not being deleted, nor deleted (and its name reused) meanwhile
+		need = p.changedLocked()
+	}
+	p.mu.Unlock()
+	if need == 0 {
+		return
+	}
+	if err := p.persist(need); err != nil {
+		p.log.Error("cannot record a runner's end", append(fields, zap.Error(err))...)
 	}
 }
 
@@ -794,13 +862,23 @@ func (p *Provisioner) Delete(ctx context.Context, id string) error {
 			err = fmt.Errorf("delete instance %s: remove its directory: %w", id, rerr)
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err == nil {
-		delete(p.entries, id)
-		if serr := p.saveLocked(); serr != nil {
+	removed := err == nil
+	if removed {
+		// The entry stays (deleting) until the state file no longer holds
+		// it, so that a concurrent Delete of the same instance returns only
+		// then, as this one does.
+		p.mu.Lock()
+		e.recorded = false
+		need := p.changedLocked()
+		p.mu.Unlock()
+		if serr := p.persist(need); serr != nil {
 			err = fmt.Errorf("delete instance %s: %w", id, serr)
 		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if removed {
+		delete(p.entries, id)
 		p.log.Info("runner deleted", zap.String("instance", id), zap.String("runner", e.rec.RunnerName), zap.String("pool", e.rec.Pool))
 	}
 	close(e.deleting)
