@@ -37,9 +37,9 @@ func (discardMetrics) CreateFailed(string, string)          {}
 type PrometheusMetrics struct {
 	matched   *prometheus.CounterVec
 	unmatched prometheus.Counter
-	latency  *prometheus.HistogramVec
-	launched *prometheus.CounterVec
-	failed   *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	launched  *prometheus.CounterVec
+	failed    *prometheus.CounterVec
 }
 
 var _ Metrics = (*PrometheusMetrics)(nil)
