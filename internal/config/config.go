@@ -22,6 +22,8 @@ type Config struct {
 	Metrics      Metrics                `yaml:"metrics"`
 	Store        Store                  `yaml:"store"`
 	Log          Log                    `yaml:"log"`
+	Lifecycle    Lifecycle              `yaml:"lifecycle"`
+	Admin        Admin                  `yaml:"admin"`
 	RunnerGroups []RunnerGroup          `yaml:"runner_groups"`
 	Pools        []Pool                 `yaml:"pools"`
 	Provisioners map[string]Provisioner `yaml:"provisioners"`
@@ -85,6 +87,46 @@ type Store struct {
 	Sync string `yaml:"sync"`
 	// Retention is how long completed jobs, deliveries and decisions are kept.
 	Retention Duration `yaml:"retention"`
+}
+
+// Lifecycle holds the timings of runner reaping, reconciliation and
+// missed-webhook recovery.
+type Lifecycle struct {
+	// ReconcileInterval is how often runners and instances are listed and
+	// drift fixed (and once at start).
+	ReconcileInterval Duration `yaml:"reconcile_interval"`
+	// BootstrapTimeout: an instance whose runner never came online within
+	// it is deleted with its runner.
+	BootstrapTimeout Duration `yaml:"bootstrap_timeout"`
+	// OfflineTimeout: a runner of ours offline for longer is deleted.
+	OfflineTimeout Duration `yaml:"offline_timeout"`
+	// ConfirmInterval separates the two busy:false reads a removal needs.
+	ConfirmInterval Duration `yaml:"confirm_interval"`
+	// OrphanGrace: an instance with our tags that neither the store nor
+	// GitHub knows is deleted after it.
+	OrphanGrace Duration `yaml:"orphan_grace"`
+	// RedeliverInterval is how often failed workflow_job deliveries are
+	// looked for and redelivered (GitHub App only); 0 turns it off.
+	RedeliverInterval Duration `yaml:"redeliver_interval"`
+	// MaxRedeliveriesPerCycle bounds the redeliveries asked for per cycle.
+	MaxRedeliveriesPerCycle int `yaml:"max_redeliveries_per_cycle"`
+	// StaleJobAfter: a job queued for longer is checked with GitHub and
+	// closed when GitHub says it is no longer queued.
+	StaleJobAfter Duration `yaml:"stale_job_after"`
+	// DrainOnShutdown removes idle runners (safely) on SIGTERM before
+	// exiting; otherwise runners are left running.
+	DrainOnShutdown bool `yaml:"drain_on_shutdown"`
+	// ShutdownTimeout bounds the work finished after SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Admin is the read-only admin endpoint scaler status reads.
+type Admin struct {
+	// Listen is host:port; "" turns the endpoint off.
+	Listen string `yaml:"listen"`
+	// Token, when set, is required as a bearer token. Without one, only
+	// loopback clients are answered and Listen must be a loopback address.
+	Token Secret `yaml:"token"`
 }
 
 // Log configures logging.
@@ -275,6 +317,18 @@ func (c *Config) setDefaults() {
 	c.Metrics = Metrics{Listen: ":9102"}
 	c.Store = Store{Path: "/var/lib/runnerscaler/state.db", Sync: "normal", Retention: Duration(7 * 24 * time.Hour)}
 	c.Log = Log{Level: "info", Format: "json"}
+	c.Lifecycle = Lifecycle{
+		ReconcileInterval:       Duration(time.Minute),
+		BootstrapTimeout:        Duration(10 * time.Minute),
+		OfflineTimeout:          Duration(10 * time.Minute),
+		ConfirmInterval:         Duration(5 * time.Second),
+		OrphanGrace:             Duration(10 * time.Minute),
+		RedeliverInterval:       Duration(2 * time.Minute),
+		MaxRedeliveriesPerCycle: 100,
+		StaleJobAfter:           Duration(10 * time.Minute),
+		ShutdownTimeout:         Duration(30 * time.Second),
+	}
+	c.Admin = Admin{Listen: "127.0.0.1:9103"}
 }
 
 // setDefaults prepares a fresh runner group before its YAML is applied.

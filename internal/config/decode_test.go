@@ -212,6 +212,27 @@ github: {token: t, max_attempts: 0}
 				{"github.max_attempts", "must be between 1 and 10, got 0"},
 			},
 		},
+		{
+			name: "lifecycle and admin",
+			yaml: "github: {token: t}\n" + validPools + `
+lifecycle: {reconcile_interval: 0s, bootstrap_timeout: 1s, redeliver_interval: 1s, max_redeliveries_per_cycle: 0}
+admin: {listen: "0.0.0.0:9103"}
+`,
+			want: []Problem{
+				{"lifecycle.reconcile_interval", "must be at least 1s, got 0s"},
+				{"lifecycle.bootstrap_timeout", "must be at least 10s: a runner needs time to come online, got 1s"},
+				{"lifecycle.redeliver_interval", "must be at least 10s (or 0 to turn redelivery off), got 1s"},
+				{"lifecycle.max_redeliveries_per_cycle", "must be at least 1, got 0"},
+				{"admin.listen", `"0.0.0.0:9103" is not a loopback address: set admin.token (or SCALER_ADMIN_TOKEN) so that only holders of the token can read the daemon's state, or listen on 127.0.0.1`},
+			},
+		},
+		{
+			name: "admin with a token may listen anywhere, but not on another server's port",
+			yaml: "github: {token: t}\n" + validPools + `
+admin: {listen: ":9102", token: s3cret}
+`,
+			want: []Problem{{"admin.listen", `must differ from metrics.listen (":9102")`}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

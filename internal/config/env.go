@@ -32,6 +32,7 @@ type envVars struct {
 	StorePath      *string `env:"SCALER_STORE_PATH" yaml:"store.path"`
 	LogLevel       *string `env:"SCALER_LOG_LEVEL" yaml:"log.level"`
 	LogFormat      *string `env:"SCALER_LOG_FORMAT" yaml:"log.format"`
+	AdminToken     *string `env:"SCALER_ADMIN_TOKEN" yaml:"admin.token"`
 }
 
 // EnvVars returns the name of every environment variable the configuration
@@ -100,6 +101,9 @@ func applyEnv(cfg *Config, environ map[string]string, ps *problems) map[string]s
 	}
 	if ev.Token != nil {
 		cfg.GitHub.Token = Secret(*ev.Token)
+	}
+	if ev.AdminToken != nil {
+		cfg.Admin.Token = Secret(*ev.AdminToken)
 	}
 	if ev.WebhookSecret != nil {
 		// Appended, not replacing: during a rotation the file can hold the

@@ -77,9 +77,62 @@ func (c *Config) validate(ps *problems) {
 	if c.Store.Retention.D() < time.Hour {
 		ps.add("store.retention", fmt.Sprintf("must be at least 1h, got %s: jobs and deliveries must outlive a restart", c.Store.Retention))
 	}
+	c.validateLifecycle(ps)
+	c.validateAdmin(ps)
 	c.validateRunnerGroups(ps)
 	c.validatePools(ps)
 	c.validateProvisioners(ps)
+}
+
+func (c *Config) validateLifecycle(ps *problems) {
+	l := c.Lifecycle
+	atLeast := func(key string, d Duration, least time.Duration, why string) {
+		if d.D() < least {
+			ps.add("lifecycle."+key, fmt.Sprintf("must be at least %s%s, got %s", least, why, d))
+		}
+	}
+	atLeast("reconcile_interval", l.ReconcileInterval, time.Second, "")
+	atLeast("bootstrap_timeout", l.BootstrapTimeout, 10*time.Second, ": a runner needs time to come online")
+	atLeast("offline_timeout", l.OfflineTimeout, 10*time.Second, ": GitHub shows runners offline briefly while they restart")
+	atLeast("confirm_interval", l.ConfirmInterval, 0, "")
+	atLeast("orphan_grace", l.OrphanGrace, time.Minute, ": an instance being created is not an orphan")
+	atLeast("stale_job_after", l.StaleJobAfter, time.Minute, "")
+	atLeast("shutdown_timeout", l.ShutdownTimeout, time.Second, "")
+	if l.RedeliverInterval != 0 {
+		atLeast("redeliver_interval", l.RedeliverInterval, 10*time.Second, " (or 0 to turn redelivery off)")
+	}
+	if l.MaxRedeliveriesPerCycle < 1 {
+		ps.add("lifecycle.max_redeliveries_per_cycle", fmt.Sprintf("must be at least 1, got %d", l.MaxRedeliveriesPerCycle))
+	}
+}
+
+func (c *Config) validateAdmin(ps *problems) {
+	a := c.Admin
+	if a.Listen == "" {
+		return
+	}
+	if msg := checkListen(a.Listen); msg != "" {
+		ps.add("admin.listen", msg)
+		return
+	}
+	for _, other := range []struct{ key, addr string }{{"webhook.listen", c.Webhook.Listen}, {"metrics.listen", c.Metrics.Listen}} {
+		if checkListen(other.addr) == "" && listenersClash(a.Listen, other.addr) {
+			ps.add("admin.listen", fmt.Sprintf("must differ from %s (%q)", other.key, other.addr))
+		}
+	}
+	if a.Token == "" && !loopbackListen(a.Listen) {
+		ps.add("admin.listen", fmt.Sprintf("%q is not a loopback address: set admin.token (or SCALER_ADMIN_TOKEN) so that only holders of the token can read the daemon's state, or listen on 127.0.0.1", a.Listen))
+	}
+}
+
+// loopbackListen reports whether a valid listen address binds loopback only.
+func loopbackListen(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateGitHub(ps *problems) {
