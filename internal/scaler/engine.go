@@ -21,6 +21,11 @@ type RunnerAPI interface {
 	GenerateJITConfig(ctx context.Context, s ghapi.Scope, req ghapi.JITRequest) (*ghapi.JITConfig, error)
 	RegistrationToken(ctx context.Context, s ghapi.Scope) (*ghapi.RegistrationToken, error)
 	DeleteRunner(ctx context.Context, s ghapi.Scope, runnerID int64) error
+	// For safe removal: read the busy flag, take the labels off (and put
+	// them back).
+	GetRunner(ctx context.Context, s ghapi.Scope, runnerID int64) (*ghapi.Runner, error)
+	RemoveAllRunnerLabels(ctx context.Context, s ghapi.Scope, runnerID int64) ([]*ghapi.RunnerLabel, error)
+	AddRunnerLabels(ctx context.Context, s ghapi.Scope, runnerID int64, labels []string) ([]*ghapi.RunnerLabel, error)
 }
 
 var _ RunnerAPI = (*ghapi.Client)(nil)
@@ -53,6 +58,7 @@ const (
 	DefaultCreateBackoff       = time.Second
 	DefaultExternalCallTimeout = 2 * time.Minute
 	DefaultEndedRunnerGrace    = 30 * time.Second
+	DefaultConfirmInterval     = 5 * time.Second
 	// defaultGroupID is the id of every scope's "Default" runner group.
 	defaultGroupID = 1
 )
@@ -97,6 +103,9 @@ type EngineConfig struct {
 	// CallTimeout bounds each external call the engine makes (GitHub,
 	// provisioner); default 2 minutes.
 	CallTimeout time.Duration
+	// ConfirmInterval separates the busy reads of a removal (see remove);
+	// default 5 s.
+	ConfirmInterval time.Duration
 	// Metrics receives the engine's events; nil discards them.
 	Metrics Metrics
 	// EndedRunnerGrace is how long an ephemeral runner whose instance
@@ -177,6 +186,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultExternalCallTimeout
+	}
+	if cfg.ConfirmInterval == 0 {
+		cfg.ConfirmInterval = DefaultConfirmInterval
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = discardMetrics{}

@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,6 +30,47 @@ type fakeGitHub struct {
 	busy     map[int64]bool
 	tokens   int
 	jitError error
+	// calls lists the removal calls in order: "get 3", "unlabel 3",
+	// "label 3", "delete 3".
+	calls []string
+	// lyingBusy: GetRunner says busy: false for these even when busy (the
+	// lagging flag); DELETE still answers 422.
+	lyingBusy map[int64]bool
+	// onGet, when set, runs on every GetRunner (tests use it to make a job
+	// arrive between two reads).
+	onGet func(id int64, n int)
+	gets  int
+}
+
+func (f *fakeGitHub) GetRunner(_ context.Context, _ ghapi.Scope, id int64) (*ghapi.Runner, error) {
+	f.mu.Lock()
+	f.gets++
+	n, hook := f.gets, f.onGet
+	f.calls = append(f.calls, fmt.Sprintf("get %d", id))
+	f.mu.Unlock()
+	if hook != nil {
+		hook(id, n)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slices.Contains(f.deleted, id) {
+		return nil, ghapi.ErrNotFound
+	}
+	return &github.Runner{ID: github.Int64(id), Busy: github.Bool(f.busy[id] && !f.lyingBusy[id])}, nil
+}
+
+func (f *fakeGitHub) RemoveAllRunnerLabels(_ context.Context, _ ghapi.Scope, id int64) ([]*ghapi.RunnerLabel, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("unlabel %d", id))
+	return []*ghapi.RunnerLabel{{Name: github.String("self-hosted")}, {Name: github.String("linux")}, {Name: github.String("x64")}}, nil
+}
+
+func (f *fakeGitHub) AddRunnerLabels(_ context.Context, _ ghapi.Scope, id int64, labels []string) ([]*ghapi.RunnerLabel, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("label %d %s", id, strings.Join(labels, ",")))
+	return nil, nil
 }
 
 func (f *fakeGitHub) GenerateJITConfig(_ context.Context, _ ghapi.Scope, req ghapi.JITRequest) (*ghapi.JITConfig, error) {
@@ -53,6 +95,7 @@ func (f *fakeGitHub) RegistrationToken(context.Context, ghapi.Scope) (*ghapi.Reg
 func (f *fakeGitHub) DeleteRunner(_ context.Context, _ ghapi.Scope, id int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("delete %d", id))
 	if f.busy[id] {
 		return ghapi.ErrRunnerBusy
 	}
@@ -130,7 +173,7 @@ func newEngineEnv(t *testing.T, pools ...Pool) *engineEnv {
 	env.e, err = New(EngineConfig{
 		Pools: pools, Store: st, GitHub: env.gh,
 		Provisioners: map[string]provisioner.Provisioner{"p": env.prov},
-		Access:       AllowAll{}, CreateBackoff: time.Millisecond,
+		Access:       AllowAll{}, CreateBackoff: time.Millisecond, ConfirmInterval: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -536,5 +579,116 @@ func TestEngineMetrics(t *testing.T) {
 				t.Errorf("latency observations %d, want 1", c)
 			}
 		}
+	}
+}
+
+// removalEnv is one idle runner (GitHub id 10, idle for an hour) in a pool
+// whose idle_timeout has passed, so the planner removes it.
+func removalEnv(t *testing.T) *engineEnv {
+	t.Helper()
+	p := orgPool()
+	p.IdleTimeout = 0
+	env := newEngineEnv(t, p)
+	env.gh.lyingBusy = map[int64]bool{}
+	if err := env.st.PutRunner(context.Background(), store.Runner{Name: "small-a", Pool: "small", GitHubID: 10, Provisioner: "p",
+		InstanceID: "i-small-a", State: RunnerIdle, CreatedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	env.prov.insts = map[string]provisioner.Instance{"i-small-a": {ID: "i-small-a", State: provisioner.StateRunning}}
+	return env
+}
+
+func TestRemovalSteps(t *testing.T) {
+	env := removalEnv(t)
+	env.pass(t)
+	if want := []string{"get 10", "get 10", "unlabel 10", "get 10", "delete 10", "get 10"}; !slices.Equal(env.gh.calls, want) {
+		t.Errorf("calls %q, want %q", env.gh.calls, want)
+	}
+	if r := env.runner(t, "small-a"); r.State != runnerRemoved {
+		t.Errorf("runner %s, want removed", r.State)
+	}
+	if !slices.Equal(env.prov.deleted, []string{"i-small-a"}) {
+		t.Errorf("instances deleted %v", env.prov.deleted)
+	}
+}
+
+// Each way a job shows up during a removal aborts it, puts the labels back
+// when they were taken, and keeps the runner and its machine.
+func TestRemovalAbortsOnAnySignOfAJob(t *testing.T) {
+	inProgress := func(env *engineEnv) {
+		env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 77, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+		env.event(t, store.JobEvent{Action: store.JobInProgress, JobID: 77, RunnerName: "small-a", RunnerID: 10})
+	}
+	for _, tt := range []struct {
+		name      string
+		setup     func(env *engineEnv)
+		wantCalls []string
+		wantJob   int64
+	}{
+		{
+			name:      "GitHub says busy on the first read",
+			setup:     func(env *engineEnv) { env.gh.busy[10] = true },
+			wantCalls: []string{"get 10"},
+		},
+		{
+			name: "in_progress arrives between the two reads (busy flag lagging)",
+			setup: func(env *engineEnv) {
+				env.gh.onGet = func(_ int64, n int) {
+					if n == 1 {
+						env.gh.busy[10], env.gh.lyingBusy[10] = true, true
+						inProgress(env)
+					}
+				}
+			},
+			wantCalls: []string{"get 10"},
+			wantJob:   77,
+		},
+		{
+			name: "in_progress arrives after the labels came off",
+			setup: func(env *engineEnv) {
+				env.gh.onGet = func(_ int64, n int) {
+					if n == 2 {
+						env.gh.busy[10], env.gh.lyingBusy[10] = true, true
+						inProgress(env)
+					}
+				}
+			},
+			wantCalls: []string{"get 10", "get 10", "unlabel 10", "label 10 small"},
+			wantJob:   77,
+		},
+		{
+			name: "the delete is refused: busy, though every read said idle",
+			setup: func(env *engineEnv) {
+				env.gh.busy[10], env.gh.lyingBusy[10] = true, true
+			},
+			wantCalls: []string{"get 10", "get 10", "unlabel 10", "get 10", "delete 10", "label 10 small"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := removalEnv(t)
+			tt.setup(env)
+			env.pass(t)
+			env.gh.mu.Lock()
+			calls := slices.Clone(env.gh.calls)
+			env.gh.mu.Unlock()
+			if !slices.Equal(calls, tt.wantCalls) {
+				t.Errorf("calls %q, want %q", calls, tt.wantCalls)
+			}
+			r := env.runner(t, "small-a")
+			if r.State != RunnerBusy || r.JobID != tt.wantJob {
+				t.Errorf("runner %s job %d, want busy job %d", r.State, r.JobID, tt.wantJob)
+			}
+			if len(env.prov.deleted) != 0 || len(env.gh.deleted) != 0 {
+				t.Errorf("instances deleted %v, runners deleted %v; want none", env.prov.deleted, env.gh.deleted)
+			}
+			ds, _ := env.st.Decisions(context.Background(), 0)
+			kept := false
+			for _, d := range ds {
+				kept = kept || d.Action == "keep" && strings.Contains(d.Reason, "removal aborted")
+			}
+			if !kept {
+				t.Errorf("no keep decision recorded: %+v", ds)
+			}
+		})
 	}
 }

@@ -280,9 +280,19 @@ func (x *executor) release(name string) {
 	x.e.mu.Unlock()
 }
 
-// remove takes an idle runner out (for this issue, the simple safe version):
-// only a runner idle per the store with no job; GitHub's delete goes first,
-// and a runner GitHub says is busy is kept; then its instance.
+// remove takes an idle runner out without ever touching one that has a job
+// (GitHub's busy flag lags, and deletes have succeeded mid-job):
+//
+//  1. the store knows no job on it (no in_progress event names it);
+//  2. GitHub says busy: false on two reads ConfirmInterval apart;
+//  3. its custom labels are removed, so that no new job can be assigned
+//     to it, and after another ConfirmInterval (for the in_progress events
+//     of jobs assigned just before) the store and GitHub are asked again;
+//  4. DELETE: 422 (busy) restores its labels and keeps it;
+//  5. only when GitHub no longer has it is its instance deleted.
+//
+// Any sign of a job at any step aborts: the labels come back and the runner
+// is kept (busy when a job was seen). Every outcome is recorded.
 func (x *executor) remove(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
 	e := x.e
 	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name)}
@@ -294,6 +304,7 @@ func (x *executor) remove(ctx context.Context, r store.Runner, reason string, ru
 		return
 	}
 	p := e.pools[r.Pool]
+	idle := r
 	r.State = RunnerDraining
 	if err := e.putRunner(ctx, r); err != nil {
 		e.log.Warn("runner not marked draining; not removing it", append(fields, zap.Error(err))...)
@@ -306,31 +317,190 @@ func (x *executor) remove(ctx context.Context, r store.Runner, reason string, ru
 		defer x.wg.Done()
 		defer e.Wake()
 		defer x.release(r.Name)
-		ctx := context.WithoutCancel(ctx)
-		cctx, cancel := e.callCtx(ctx)
-		defer cancel()
-		id := r.GitHubID
-		if id == 0 {
-			id = x.lookupID(cctx, p, r.Name)
-		}
-		if id != 0 {
-			err := e.cfg.GitHub.DeleteRunner(cctx, p.Scope, id)
-			switch {
-			case errors.Is(err, ghapi.ErrRunnerBusy):
-				r.State = RunnerBusy
-				_ = e.putRunner(ctx, r)
-				e.record(ctx, store.Decision{Pool: r.Pool, Action: "keep", Count: 1,
-					Reason: r.Name + ": GitHub says it is busy; not removed"}, fields...)
-				return
-			case err != nil && !errors.Is(err, ghapi.ErrNotFound):
-				r.State, r.LastError = RunnerIdle, err.Error()
-				_ = e.putRunner(ctx, r)
-				e.log.Warn("runner not unregistered; kept for now", append(fields, zap.Error(err))...)
-				return
-			}
-		}
-		x.finish(ctx, r, runnerRemoved, reason)
+		rm := &removal{x: x, p: p, r: r, idle: idle, fields: fields}
+		rm.run(ctx, reason)
 	}()
+}
+
+// removal is one runner's way through remove's steps.
+type removal struct {
+	x      *executor
+	p      Pool
+	r      store.Runner // draining
+	idle   store.Runner // as it was before
+	fields []zap.Field
+	id     int64    // GitHub's id
+	labels []string // custom labels taken off, to put back on an abort
+}
+
+func (rm *removal) run(ctx context.Context, reason string) {
+	e := rm.x.e
+	// The waits end with the loop; the API calls that undo a step do not.
+	bg := context.WithoutCancel(ctx)
+	rm.id = rm.r.GitHubID
+	if rm.id == 0 {
+		cctx, cancel := e.callCtx(ctx)
+		rm.id = rm.x.lookupID(cctx, rm.p, rm.r.Name)
+		cancel()
+	}
+	if rm.id == 0 {
+		// Token-registered and not (or no longer) listed by GitHub: no
+		// job can reach it through GitHub; its machine may go.
+		rm.x.finish(bg, rm.r, runnerRemoved, reason+"; not registered with GitHub")
+		return
+	}
+	// Steps 1 and 2.
+	for read := 1; read <= 2; read++ {
+		if read == 2 && !rm.wait(ctx) {
+			rm.abort(bg, "shutting down", 0)
+			return
+		}
+		if gone, stop := rm.check(ctx, bg, fmt.Sprintf("busy read %d of 2", read)); stop {
+			return
+		} else if gone {
+			rm.x.finish(bg, rm.r, runnerRemoved, reason+"; GitHub no longer has it")
+			return
+		}
+	}
+	// Step 3.
+	cctx, cancel := e.callCtx(ctx)
+	left, err := e.cfg.GitHub.RemoveAllRunnerLabels(cctx, rm.p.Scope, rm.id)
+	cancel()
+	if err != nil {
+		rm.abort(bg, "labels not removed: "+err.Error(), 0)
+		return
+	}
+	rm.labels = customLabelsGone(rm.p.EffectiveLabels(), left)
+	if !rm.wait(ctx) {
+		rm.abort(bg, "shutting down", 0)
+		return
+	}
+	if gone, stop := rm.check(ctx, bg, "check after its labels were removed"); stop {
+		return
+	} else if gone {
+		rm.x.finish(bg, rm.r, runnerRemoved, reason+"; GitHub no longer has it")
+		return
+	}
+	// Step 4.
+	cctx, cancel = e.callCtx(bg)
+	err = e.cfg.GitHub.DeleteRunner(cctx, rm.p.Scope, rm.id)
+	cancel()
+	switch {
+	case errors.Is(err, ghapi.ErrRunnerBusy):
+		rm.abort(bg, "GitHub refused the delete: the runner is busy", -1)
+		return
+	case err != nil && !errors.Is(err, ghapi.ErrNotFound):
+		rm.abort(bg, "delete failed: "+err.Error(), 0)
+		return
+	}
+	// Step 5.
+	cctx, cancel = e.callCtx(bg)
+	_, err = e.cfg.GitHub.GetRunner(cctx, rm.p.Scope, rm.id)
+	cancel()
+	if !errors.Is(err, ghapi.ErrNotFound) {
+		// Still listed (or unknown): the machine stays until GitHub agrees;
+		// the reconciler retries.
+		r := rm.r
+		r.LastError = fmt.Sprintf("deleted at GitHub but still listed (%v); instance kept", err)
+		_ = e.putRunner(bg, r)
+		e.log.Warn("runner deleted but still listed; instance kept", append(rm.fields, zap.Error(err))...)
+		return
+	}
+	rm.x.finish(bg, rm.r, runnerRemoved, reason)
+}
+
+// check asks the store and GitHub whether the runner has a job. stop means
+// the removal was aborted (a job, or an error); gone that GitHub no longer
+// has the runner.
+func (rm *removal) check(ctx, bg context.Context, step string) (gone, stop bool) {
+	e := rm.x.e
+	if jobID, err := rm.x.storeJob(ctx, rm.r.Name); err != nil {
+		rm.abort(bg, step+": store not readable: "+err.Error(), 0)
+		return false, true
+	} else if jobID != 0 {
+		rm.abort(bg, fmt.Sprintf("%s: job %d is in progress on it", step, jobID), jobID)
+		return false, true
+	}
+	cctx, cancel := e.callCtx(ctx)
+	gr, err := e.cfg.GitHub.GetRunner(cctx, rm.p.Scope, rm.id)
+	cancel()
+	switch {
+	case errors.Is(err, ghapi.ErrNotFound):
+		return true, false
+	case err != nil:
+		rm.abort(bg, step+": "+err.Error(), 0)
+		return false, true
+	case gr.GetBusy():
+		rm.abort(bg, step+": GitHub says it is busy", -1)
+		return false, true
+	}
+	return false, false
+}
+
+// wait waits ConfirmInterval; false when ctx ended first.
+func (rm *removal) wait(ctx context.Context) bool {
+	d := rm.x.e.cfg.ConfirmInterval
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// abort puts the runner back: its labels, and its state (busy when a job
+// was seen: jobID > 0 names it, -1 is GitHub's word without a job id).
+func (rm *removal) abort(ctx context.Context, why string, jobID int64) {
+	e := rm.x.e
+	if len(rm.labels) > 0 {
+		cctx, cancel := e.callCtx(ctx)
+		_, err := e.cfg.GitHub.AddRunnerLabels(cctx, rm.p.Scope, rm.id, rm.labels)
+		cancel()
+		if err != nil && !errors.Is(err, ghapi.ErrNotFound) {
+			e.log.Error("labels of a runner kept not restored; it gets no new jobs until they are",
+				append(rm.fields, zap.Strings("labels", rm.labels), zap.Error(err))...)
+		}
+	}
+	r := rm.idle
+	if jobID != 0 {
+		r.State = RunnerBusy
+		if jobID > 0 {
+			r.JobID = jobID
+		}
+	}
+	_ = e.putRunner(ctx, r)
+	e.record(ctx, store.Decision{Pool: r.Pool, Action: "keep", Count: 1, Reason: r.Name + ": removal aborted: " + why},
+		rm.fields...)
+}
+
+// storeJob returns the id of a job the store has in progress on the runner.
+func (x *executor) storeJob(ctx context.Context, name string) (int64, error) {
+	js, err := x.e.cfg.Store.Jobs(ctx, store.JobFilter{Status: store.JobInProgress, Runner: name, Limit: 1})
+	if err != nil || len(js) == 0 {
+		return 0, err
+	}
+	return js[0].ID, nil
+}
+
+// customLabelsGone returns the labels of want that are not among left (the
+// ones RemoveAllRunnerLabels took off), to add back on an abort.
+func customLabelsGone(want []string, left []*ghapi.RunnerLabel) []string {
+	kept := map[string]bool{}
+	for _, l := range left {
+		kept[strings.ToLower(l.GetName())] = true
+	}
+	var out []string
+	for _, l := range want {
+		if !kept[strings.ToLower(l)] {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // lookupID finds a token-registered runner's GitHub id by name (0 if none).
