@@ -91,6 +91,7 @@ type daemonParts struct {
 	configDir string
 	log       *zap.Logger
 	reg       *prometheus.Registry
+	daemonID  string
 	gh        *ghapi.Client
 	st        *store.Store
 	provs     map[string]provisioner.Provisioner
@@ -170,6 +171,13 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 		Access:       d.access,
 		Metrics:      metrics,
 		Logger:       log.Named("scaler"),
+		DaemonID:     d.daemonID,
+
+		ConfirmInterval:   cfg.Lifecycle.ConfirmInterval.D(),
+		ReconcileInterval: cfg.Lifecycle.ReconcileInterval.D(),
+		BootstrapTimeout:  cfg.Lifecycle.BootstrapTimeout.D(),
+		OfflineTimeout:    cfg.Lifecycle.OfflineTimeout.D(),
+		OrphanGrace:       cfg.Lifecycle.OrphanGrace.D(),
 	})
 	if err != nil {
 		return nil, err
@@ -185,6 +193,7 @@ func (d *daemonParts) buildProvisioners(pools []scaler.Pool) error {
 	if err != nil {
 		return err
 	}
+	d.daemonID = daemonID
 	rec, err := provisioner.NewPrometheusRecorder(d.reg)
 	if err != nil {
 		return fmt.Errorf("provisioner metrics: %w", err)
@@ -311,6 +320,11 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 		log.Warn("runner group access not cached yet", zap.Error(err))
 	}
 	<-warmed
+	// Runners and instances from before a restart (or a crash mid-create)
+	// are accounted for before the first job is planned.
+	if _, err := d.engine.Reconcile(ctx); err != nil {
+		log.Warn("start-up reconciliation failed; the loop retries", zap.Error(err))
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

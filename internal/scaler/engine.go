@@ -106,6 +106,17 @@ type EngineConfig struct {
 	// ConfirmInterval separates the busy reads of a removal (see remove);
 	// default 5 s.
 	ConfirmInterval time.Duration
+	// DaemonID is this daemon's id; a short form of it goes into every
+	// runner name, so that reconciliation knows its own registrations.
+	DaemonID string
+	// ReconcileInterval is how often GitHub's runners and the instances are
+	// compared with the store (default 1 minute); BootstrapTimeout,
+	// OfflineTimeout and OrphanGrace are reconciliation's patience
+	// (defaults 10 minutes each).
+	ReconcileInterval time.Duration
+	BootstrapTimeout  time.Duration
+	OfflineTimeout    time.Duration
+	OrphanGrace       time.Duration
 	// Metrics receives the engine's events; nil discards them.
 	Metrics Metrics
 	// EndedRunnerGrace is how long an ephemeral runner whose instance
@@ -118,13 +129,17 @@ type EngineConfig struct {
 // webhook.Notifier: JobChanged never blocks, it queues the job and wakes the
 // loop (Run), which does everything else.
 type Engine struct {
-	cfg   EngineConfig
-	pools map[string]Pool
-	log   *zap.Logger
-	now   func() time.Time
-	plan  planFunc
-	wake  chan struct{}
-	exec  *executor
+	shortID  string           // in runner names: <pool>-<shortID>-<random>
+	observed chan observation // the reconcile goroutine's latest reading
+	passMu   sync.Mutex       // one pass (or reconciliation) at a time
+	recon    reconcileState   // guarded by passMu
+	cfg      EngineConfig
+	pools    map[string]Pool
+	log      *zap.Logger
+	now      func() time.Time
+	plan     planFunc
+	wake     chan struct{}
+	exec     *executor
 
 	mu      sync.Mutex
 	pending []store.Job // job events not yet handled by the loop
@@ -190,6 +205,14 @@ func New(cfg EngineConfig) (*Engine, error) {
 	if cfg.ConfirmInterval == 0 {
 		cfg.ConfirmInterval = DefaultConfirmInterval
 	}
+	for _, d := range []*time.Duration{&cfg.BootstrapTimeout, &cfg.OfflineTimeout, &cfg.OrphanGrace} {
+		if *d <= 0 {
+			*d = 10 * time.Minute
+		}
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = time.Minute
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = discardMetrics{}
 	}
@@ -197,6 +220,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 		cfg.EndedRunnerGrace = DefaultEndedRunnerGrace
 	}
 	e := &Engine{
+		shortID:  shortDaemonID(cfg.DaemonID),
+		observed: make(chan observation, 1),
+		recon:    reconcileState{offlineSince: map[string]time.Time{}, orphanSince: map[string]time.Time{}},
 		cfg:      cfg,
 		pools:    pools,
 		log:      cfg.Logger,
@@ -211,6 +237,23 @@ func New(cfg EngineConfig) (*Engine, error) {
 	}
 	e.exec = newExecutor(e)
 	return e, nil
+}
+
+// shortDaemonID is the last 6 characters of the daemon id (hex digits in
+// the ids the daemon makes), or "local" without one.
+func shortDaemonID(id string) string {
+	id = strings.ToLower(strings.TrimSpace(id))
+	var b strings.Builder
+	for _, c := range id {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	s := b.String()
+	if s == "" {
+		return "local"
+	}
+	return s[max(0, len(s)-6):]
 }
 
 // Pools returns the engine's pools.

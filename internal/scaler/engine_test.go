@@ -40,6 +40,20 @@ type fakeGitHub struct {
 	// arrive between two reads).
 	onGet func(id int64, n int)
 	gets  int
+	// listed is what ListRunners returns.
+	listed []*ghapi.Runner
+}
+
+func (f *fakeGitHub) ListRunners(context.Context, ghapi.Scope, ghapi.ListRunnersOptions) ([]*ghapi.Runner, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*ghapi.Runner
+	for _, r := range f.listed {
+		if !slices.Contains(f.deleted, r.GetID()) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeGitHub) GetRunner(_ context.Context, _ ghapi.Scope, id int64) (*ghapi.Runner, error) {
@@ -690,5 +704,123 @@ func TestRemovalAbortsOnAnySignOfAJob(t *testing.T) {
 				t.Errorf("no keep decision recorded: %+v", ds)
 			}
 		})
+	}
+}
+
+func ghRunner(id int64, name, status string, busy bool) *ghapi.Runner {
+	return &github.Runner{ID: github.Int64(id), Name: github.String(name), Status: github.String(status), Busy: github.Bool(busy)}
+}
+
+// reconcileEnv has the daemon id "rs-00000000abcdef" (short "abcdef") and a
+// clock the test moves.
+func reconcileEnv(t *testing.T) (*engineEnv, *clocktest.Clock) {
+	t.Helper()
+	env := newEngineEnv(t, orgPool())
+	clk := clocktest.New(time.Now())
+	env.e.now = clk.Now
+	env.e.shortID = shortDaemonID("rs-00000000abcdef")
+	return env, clk
+}
+
+func (env *engineEnv) reconcile(t *testing.T) ReconcileResult {
+	t.Helper()
+	res, err := env.e.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.e.exec.wait()
+	return res
+}
+
+func TestReconcileRetiresRunnersWhoseMachineOrRegistrationIsGone(t *testing.T) {
+	env, clk := reconcileEnv(t)
+	ctx := context.Background()
+	old := clk.Now().Add(-time.Hour)
+	put := func(r store.Runner) {
+		t.Helper()
+		r.Pool, r.Provisioner, r.Scope = "small", "p", ghapi.Org("octo-org").String()
+		if err := env.st.PutRunner(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// busy, but its machine is gone
+	put(store.Runner{Name: "small-abcdef-00000001", GitHubID: 1, InstanceID: "i-1", State: RunnerBusy, JobID: 9, CreatedAt: old})
+	// never came online
+	put(store.Runner{Name: "small-abcdef-00000002", GitHubID: 2, InstanceID: "i-2", State: RunnerStarting, CreatedAt: old})
+	// offline (its process hung)
+	put(store.Runner{Name: "small-abcdef-00000003", GitHubID: 3, InstanceID: "i-3", State: RunnerIdle, CreatedAt: old})
+	// fine
+	put(store.Runner{Name: "small-abcdef-00000004", GitHubID: 4, InstanceID: "i-4", State: RunnerIdle, CreatedAt: old})
+	env.prov.insts = map[string]provisioner.Instance{}
+	for _, id := range []string{"i-2", "i-3", "i-4"} {
+		env.prov.insts[id] = provisioner.Instance{ID: id, Pool: "small", State: provisioner.StateRunning, CreatedAt: old}
+	}
+	env.gh.listed = []*ghapi.Runner{
+		ghRunner(1, "small-abcdef-00000001", "online", true),
+		ghRunner(2, "small-abcdef-00000002", "offline", false),
+		ghRunner(3, "small-abcdef-00000003", "offline", false),
+		ghRunner(4, "small-abcdef-00000004", "online", false),
+	}
+	res := env.reconcile(t)
+	if res.Retired != 2 {
+		t.Errorf("first reconcile retired %d, want 2 (machine gone, never online): %+v", res.Retired, res)
+	}
+	for name, want := range map[string]string{"small-abcdef-00000001": runnerFailed, "small-abcdef-00000002": runnerFailed,
+		"small-abcdef-00000003": RunnerIdle, "small-abcdef-00000004": RunnerIdle} {
+		if r := env.runner(t, name); r.State != want {
+			t.Errorf("%s: %s, want %s", name, r.State, want)
+		}
+	}
+	// Offline for longer than offline_timeout: retired on a later reading.
+	clk.Advance(env.e.cfg.OfflineTimeout + time.Second)
+	if res := env.reconcile(t); res.Retired != 1 {
+		t.Errorf("second reconcile retired %d, want 1 (offline too long)", res.Retired)
+	}
+	if r := env.runner(t, "small-abcdef-00000003"); r.State != runnerFailed || !strings.Contains(r.LastError, "offline") {
+		t.Errorf("offline runner: %s %q", r.State, r.LastError)
+	}
+	if r := env.runner(t, "small-abcdef-00000004"); r.State != RunnerIdle {
+		t.Errorf("healthy runner: %s", r.State)
+	}
+	slices.Sort(env.gh.deleted)
+	if !slices.Equal(env.gh.deleted, []int64{1, 2, 3}) {
+		t.Errorf("registrations deleted %v, want [1 2 3]", env.gh.deleted)
+	}
+}
+
+func TestReconcileAdoptsAndCleansUpButNeverTouchesForeignRunners(t *testing.T) {
+	env, clk := reconcileEnv(t)
+	old := clk.Now().Add(-time.Hour)
+	env.prov.insts = map[string]provisioner.Instance{
+		// a create cut short after the provisioner made it: GitHub has its runner
+		"i-adopt": {ID: "i-adopt", Pool: "small", RunnerName: "small-abcdef-0000000a", State: provisioner.StateRunning, CreatedAt: old},
+		// ours, but nobody knows its runner
+		"i-orphan": {ID: "i-orphan", Pool: "small", RunnerName: "small-abcdef-0000000b", State: provisioner.StateRunning, CreatedAt: old},
+	}
+	env.gh.listed = []*ghapi.Runner{
+		ghRunner(10, "small-abcdef-0000000a", "online", false),
+		ghRunner(11, "small-abcdef-0000000c", "offline", false), // registered, machine never made
+		ghRunner(12, "small-abcdef-0000000d", "online", true),   // same, but busy: never touched
+		ghRunner(20, "small-123456-0000000e", "offline", false), // another daemon's
+		ghRunner(21, "build-box", "offline", false),             // someone's own runner
+		ghRunner(22, "small-0000000f", "offline", false),        // our pool's prefix without our id
+	}
+	res := env.reconcile(t)
+	if res.Adopted != 1 || res.OrphansGone != 0 {
+		t.Errorf("first reconcile: %+v, want 1 adopted and no deletion before the grace", res)
+	}
+	if r := env.runner(t, "small-abcdef-0000000a"); r.State != RunnerIdle || r.GitHubID != 10 || r.InstanceID != "i-adopt" {
+		t.Errorf("adopted runner %+v", r)
+	}
+	clk.Advance(env.e.cfg.OrphanGrace + time.Second)
+	res = env.reconcile(t)
+	if res.OrphansGone != 2 {
+		t.Errorf("after the grace: %+v, want 2 orphans deleted (one instance, one registration)", res)
+	}
+	if !slices.Equal(env.prov.deleted, []string{"i-orphan"}) {
+		t.Errorf("instances deleted %v, want [i-orphan]", env.prov.deleted)
+	}
+	if !slices.Equal(env.gh.deleted, []int64{11}) {
+		t.Errorf("registrations deleted %v, want [11]: foreign and busy ones are never touched", env.gh.deleted)
 	}
 }

@@ -93,11 +93,11 @@ func (x *executor) launchesInWindow(now time.Time) map[string]int {
 	return out
 }
 
-// runnerName is <pool>-<8 random hex digits>.
-func runnerName(pool string) string {
+// runnerName is <pool>-<daemon>-<8 random hex digits>.
+func (x *executor) runnerName(pool string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return pool + "-" + hex.EncodeToString(b[:])
+	return pool + "-" + x.e.shortID + "-" + hex.EncodeToString(b[:])
 }
 
 // create starts one runner of pool p in the background; it counts as in
@@ -143,7 +143,7 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 	var jobID int64
 	noted := false
 	for attempt := 1; ; attempt++ {
-		name := runnerName(p.Name)
+		name := x.runnerName(p.Name)
 		fields := []zap.Field{zap.String("pool", p.Name), zap.String("runner", name), zap.Int("attempt", attempt)}
 		regStart := e.now()
 		reg, ghID, err := x.register(ctx, p, name)

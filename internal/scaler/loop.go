@@ -34,6 +34,32 @@ func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
 	defer e.exec.wait()
+	// GitHub and the provisioners are read outside the loop (slow calls);
+	// the next pass applies what was read.
+	observerDone := make(chan struct{})
+	defer func() { <-observerDone }()
+	go func() {
+		defer close(observerDone)
+		rt := time.NewTicker(e.cfg.ReconcileInterval)
+		defer rt.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rt.C:
+			}
+			obs := e.observe(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-e.observed: // an unapplied older reading goes
+			default:
+			}
+			e.observed <- obs
+			e.Wake()
+		}
+	}()
 	for {
 		if err := e.Pass(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("scaler pass failed; retrying on the next event or tick", zap.Error(err))
@@ -50,6 +76,8 @@ func (e *Engine) Run(ctx context.Context) error {
 // Pass handles the job events queued since the last pass, brings runner
 // states up to date from the provisioners, plans and starts the actions.
 func (e *Engine) Pass(ctx context.Context) error {
+	e.passMu.Lock()
+	defer e.passMu.Unlock()
 	e.mu.Lock()
 	events := e.pending
 	e.pending = nil
@@ -77,6 +105,13 @@ func (e *Engine) Pass(ctx context.Context) error {
 	e.busyFromJobs(jobs, runners, b)
 	e.syncInstances(ctx, runners, b)
 	e.flush(ctx, b, runners)
+	select {
+	case obs := <-e.observed:
+		res := e.apply(ctx, obs, runners)
+		res.ScopesMissing = len(e.scopeKeys()) - res.ScopesListed
+		e.logReconcile(res)
+	default:
+	}
 	ended := e.endedRunners(ctx, runners)
 
 	state := PlanState{
