@@ -58,14 +58,17 @@
 //
 // The instances are recorded in work_dir/instances.json (id, pool, runner
 // name, daemon id, pid, process start time from /proc/<pid>/stat and boot id,
-// directory, creation time, state). Close stops the watching goroutines but
-// not the runners, which outlive a daemon restart by design: New reads the
-// file and adopts each live process of this daemon (same pid, same start
-// time, same boot, so a reused pid is never mistaken for a runner) and
-// cleans up after the dead ones, removing their directories. Records of
-// other daemon ids are kept as they are and never listed or touched. The
-// work_dir is locked while a provisioner uses it. The exit status of an
-// adopted process cannot be known: when it ends the instance is stopped.
+// directory, creation time, state); Create returns an instance once the file
+// holds it. The file is replaced atomically (temporary file, fsync, rename)
+// without holding up List and Get, and changes made while a write runs share
+// the next one. Close stops the watching goroutines but not the runners,
+// which outlive a daemon restart by design: New reads the file and adopts
+// each live process of this daemon (same pid, same start time, same boot, so
+// a reused pid is never mistaken for a runner) and cleans up after the dead
+// ones, removing their directories. Records of other daemon ids are kept as
+// they are and never listed or touched. The work_dir is locked while a
+// provisioner uses it. The exit status of an adopted process cannot be known:
+// when it ends the instance is stopped.
 //
 // # run_as_user
 //

@@ -127,6 +127,7 @@ type entry struct {
 	rec      record
 	creating bool          // a Create is still launching it
 	recorded bool          // the state file is to hold it: its process started, and no Delete removed it
+	unsaved  *record       // a change being written: the state file gets it now, List once it is written
 	exited   chan struct{} // closed once its process is known to have ended
 	deleting chan struct{} // set while a Delete runs; closed when it ends
 	secrets  []string      // the registration secret, only to redact log tails
@@ -275,8 +276,8 @@ func (p *Provisioner) recover() error {
 		p.cleanDead(r)
 	}
 	p.removeStrayDirs(keep)
-	// Written even when nothing changed, so that a work_dir whose state file
-	// cannot be written fails here rather than at the first Create.
+	// The file drops the records of the dead runners cleaned up above; and a
+	// work_dir whose state file cannot be written fails New, not a Create.
 	p.mu.Lock()
 	need := p.changedLocked()
 	p.mu.Unlock()
@@ -396,7 +397,11 @@ func (p *Provisioner) persist(need uint64) error {
 	gen := p.gen
 	recs := make([]record, 0, len(p.entries)+len(p.foreign))
 	for _, e := range p.entries {
-		if e.recorded {
+		switch {
+		case !e.recorded:
+		case e.unsaved != nil:
+			recs = append(recs, *e.unsaved)
+		default:
 			recs = append(recs, e.rec)
 		}
 	}
@@ -671,30 +676,30 @@ func (p *Provisioner) launch(ctx context.Context, e *entry, spec provisioner.Spe
 		return fail(fmt.Errorf("create runner %s: read the start time of process %d: %w", spec.RunnerName, pid, err))
 	}
 
-	// The instance is not returned before the state file holds it: that
-	// record is what lets a restarted daemon adopt the process. It stays
-	// creating meanwhile, so that no Delete takes it on.
+	// The instance is running once the state file holds it: that record is
+	// what lets a restarted daemon adopt the process. Until then List shows
+	// it pending and Delete refuses it (creating).
+	rec := e.rec
+	rec.PID, rec.StartTime, rec.State = pid, start, provisioner.StateRunning
 	p.mu.Lock()
-	e.rec.PID, e.rec.StartTime = pid, start
-	e.rec.State = provisioner.StateRunning
-	e.recorded = true
-	e.secrets = []string{sec.Reveal()}
+	e.recorded, e.unsaved = true, &rec
 	need := p.changedLocked()
 	p.mu.Unlock()
 	if err := p.persist(need); err != nil {
-		// Another writer may yet put this record in the file before Create
+		// Another writer may yet put the record in the file before Create
 		// drops the entry; harmless: a restart finds the process dead and
 		// cleans up after it, and the next write drops the record.
 		p.mu.Lock()
-		e.recorded = false
-		e.rec.State = provisioner.StatePending
+		e.recorded, e.unsaved = false, nil
 		p.mu.Unlock()
 		_ = signalGroup(pid, syscall.SIGKILL)
 		p.reapQuietly(pid)
 		return fail(fmt.Errorf("create runner %s: %w", spec.RunnerName, err))
 	}
 	p.mu.Lock()
+	e.rec, e.unsaved = rec, nil
 	e.creating = false
+	e.secrets = []string{sec.Reveal()}
 	if !p.closed {
 		p.wg.Add(1)
 		go p.watch(e)
@@ -753,33 +758,42 @@ func (p *Provisioner) watch(e *entry) {
 // otherwise with the end of its log.
 func (p *Provisioner) recordExit(e *entry, known bool, code int, msg string) {
 	p.mu.Lock()
-	fields := []zap.Field{zap.String("instance", e.rec.ID), zap.String("runner", e.rec.RunnerName), zap.String("pool", e.rec.Pool)}
+	rec := e.rec
+	fields := []zap.Field{zap.String("instance", rec.ID), zap.String("runner", rec.RunnerName), zap.String("pool", rec.Pool)}
 	switch {
 	case !known:
-		e.rec.State = provisioner.StateStopped
+		rec.State = provisioner.StateStopped
 		p.log.Info("runner process ended (adopted after a restart: exit status unknown)", fields...)
 	case code == 0:
-		e.rec.State = provisioner.StateStopped
+		rec.State = provisioner.StateStopped
 		p.log.Info("runner process exited", append(fields, zap.Int("exit_code", 0))...)
 	default:
-		e.rec.State = provisioner.StateFailed
-		e.rec.LastError = msg
-		if tail := logTail(filepath.Join(e.rec.Dir, logFile), e.secrets); tail != "" {
-			e.rec.LastError += ": " + tail
+		rec.State = provisioner.StateFailed
+		rec.LastError = msg
+		if tail := logTail(filepath.Join(rec.Dir, logFile), e.secrets); tail != "" {
+			rec.LastError += ": " + tail
 		}
-		p.log.Warn("runner process failed", append(fields, zap.String("error", e.rec.LastError))...)
+		p.log.Warn("runner process failed", append(fields, zap.String("error", rec.LastError))...)
 	}
 	e.secrets = nil
 	close(e.exited)
-	var need uint64
-	if e.recorded { // not being deleted, nor deleted (and its name reused) meanwhile
-		need = p.changedLocked()
-	}
-	p.mu.Unlock()
-	if need == 0 {
+	if !e.recorded { // being deleted, or deleted (and its name reused) meanwhile
+		e.rec.State, e.rec.LastError = rec.State, rec.LastError
+		p.mu.Unlock()
 		return
 	}
-	if err := p.persist(need); err != nil {
+	// List shows the end once the state file does, as when the file was
+	// written under mu.
+	e.unsaved = &rec
+	need := p.changedLocked()
+	p.mu.Unlock()
+	err := p.persist(need)
+	p.mu.Lock()
+	// Only State and LastError: Delete reads the rest without mu.
+	e.rec.State, e.rec.LastError = rec.State, rec.LastError
+	e.unsaved = nil
+	p.mu.Unlock()
+	if err != nil {
 		p.log.Error("cannot record a runner's end", append(fields, zap.Error(err))...)
 	}
 }
