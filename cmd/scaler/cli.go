@@ -57,6 +57,8 @@ func cli(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return validateCmd(rest, environ, stdout, stderr)
 	case "run":
 		return runCmd(ctx, rest, environ, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, rest, environ, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, environ, stdout, stderr)
 	case "sim":

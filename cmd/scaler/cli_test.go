@@ -123,6 +123,8 @@ webhook:
   listen: 127.0.0.1:0
 metrics:
   listen: METRICS
+admin:
+  listen: 127.0.0.1:0
 store:
   path: STORE
 log:

@@ -22,6 +22,8 @@ webhook:
   path: /webhook
 metrics:
   listen: METRICS
+admin:
+  listen: 127.0.0.1:0
 store:
   path: STORE
 log:

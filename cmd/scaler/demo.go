@@ -50,6 +50,8 @@ webhook:
   path: /webhook
 metrics:
   listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
 store:
   path: %[2]s/state.db
 runner_groups:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim"
 )
 
@@ -34,6 +36,8 @@ webhook:
   path: /webhook
 metrics:
   listen: METRICS
+admin:
+  listen: ADMIN
 store:
   path: DIR/state.db
 log:
@@ -260,9 +264,12 @@ func TestE2EScaling(t *testing.T) {
 	dir := t.TempDir()
 	// Last of all: no runner process outlives the test.
 	t.Cleanup(func() { signalRunnersUnder(dir, syscall.SIGKILL) })
-	webhookAddr, metricsAddr := freePort(t), freePort(t)
+	webhookAddr, metricsAddr, adminAddr := freePort(t), freePort(t), freePort(t)
 	for metricsAddr == webhookAddr {
 		metricsAddr = freePort(t)
+	}
+	for adminAddr == webhookAddr || adminAddr == metricsAddr {
+		adminAddr = freePort(t)
 	}
 
 	sim := startProc(t, "scaler sim", t.TempDir(),
@@ -334,7 +341,7 @@ func TestE2EScaling(t *testing.T) {
 	}
 
 	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := strings.NewReplacer("SIMURL", base, "WEBHOOK", webhookAddr, "METRICS", metricsAddr, "DIR", dir).Replace(e2eConfig)
+	cfg := strings.NewReplacer("SIMURL", base, "WEBHOOK", webhookAddr, "METRICS", metricsAddr, "ADMIN", adminAddr, "DIR", dir).Replace(e2eConfig)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -663,6 +670,32 @@ func TestE2EScaling(t *testing.T) {
 	}
 	t.Logf("every daemon call from start to the burst's end (start-up included): %d, %.2f per burst job; by route:%s",
 		all, float64(all)/float64(len(runnable)), formatRoutes(daemonTotal))
+
+	// scaler status reads the running daemon: the warm pool's two idle
+	// runners, the other pools empty again, no job left queued.
+	var out, errOut strings.Builder
+	if code := cli(context.Background(), []string{"status", "-addr", adminAddr, "-json"}, map[string]string{}, &out, &errOut); code != 0 {
+		t.Fatalf("scaler status -json: exit %d: %s", code, errOut.String())
+	}
+	var st admin.Status
+	if err := json.Unmarshal([]byte(out.String()), &st); err != nil {
+		t.Fatalf("scaler status -json: %v\n%s", err, out.String())
+	}
+	pools := map[string]admin.PoolStatus{}
+	for _, p := range st.Pools {
+		pools[p.Name] = p
+	}
+	if w := pools["warm"]; w.Runners[admin.RunnerIdle] != 2 || w.MinIdle != 2 || len(st.Pools) != 3 {
+		t.Errorf("status pools %+v", st.Pools)
+	}
+	if st.Jobs.Queued != len(idle) || st.Jobs.Running != 0 {
+		t.Errorf("status jobs: %d queued (want the %d that no pool may run), %d running", st.Jobs.Queued, len(idle), st.Jobs.Running)
+	}
+	out.Reset()
+	if code := cli(context.Background(), []string{"status", "-addr", adminAddr}, map[string]string{}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "warm") {
+		t.Errorf("scaler status: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	t.Logf("scaler status:\n%s", out.String())
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/logging"
@@ -178,6 +180,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 		BootstrapTimeout:  cfg.Lifecycle.BootstrapTimeout.D(),
 		OfflineTimeout:    cfg.Lifecycle.OfflineTimeout.D(),
 		OrphanGrace:       cfg.Lifecycle.OrphanGrace.D(),
+		ShutdownTimeout:   cfg.Lifecycle.ShutdownTimeout.D(),
 	})
 	if err != nil {
 		return nil, err
@@ -296,13 +299,33 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 	webhookSrv := webhook.NewServer(cfg.Webhook.Listen, intake, cfg.Webhook.Path)
 	// EC2 instances fetch their registration from the webhook listener.
 	whHandler := webhookSrv.Handler
+	// From SIGTERM on, deliveries are refused with 503 and Retry-After:
+	// GitHub records them as failed, and the next start redelivers them.
+	var stopping atomic.Bool
 	webhookSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == ec2.RegistrationPath {
 			d.regs.ServeHTTP(w, r)
 			return
 		}
+		if stopping.Load() {
+			w.Header().Set("Retry-After", "60")
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		whHandler.ServeHTTP(w, r)
 	})
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	if cfg.Admin.Listen != "" {
+		adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			metricsLn.Close()
+			webhookLn.Close()
+			return fmt.Errorf("admin listener on %s: %w", cfg.Admin.Listen, err)
+		}
+		src := &statusSource{engine: d.engine, st: st, daemonID: d.daemonID, started: time.Now()}
+		adminSrv = admin.NewServer(cfg.Admin.Listen, admin.Handler(src, cfg.Admin.Token, log.Named("admin")))
+	}
 
 	// Groups in shape and their access lists cached before the first job
 	// is matched; failures are retried by the keeper's loop and on demand.
@@ -364,26 +387,55 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 			}
 		}
 	})
+	if adminSrv != nil {
+		g.Go(func() error {
+			log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
+			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin server: %w", err)
+			}
+			return nil
+		})
+	}
+	// The engine outlives gctx: on SIGTERM it may first drain idle runners,
+	// and its creates and removals in flight get shutdown_timeout to end.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
 	engineDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(engineDone)
-		return d.engine.Run(gctx)
+		return d.engine.Run(engineCtx)
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		log.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		stopping.Store(true)
+		deadline := cfg.Lifecycle.ShutdownTimeout.D()
+		log.Info("shutting down: webhooks answered 503 from now on", zap.Duration("shutdown_timeout", deadline),
+			zap.Bool("drain_on_shutdown", cfg.Lifecycle.DrainOnShutdown))
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		whErr := webhookSrv.Shutdown(shutdownCtx)
-		if whErr != nil {
-			whErr = fmt.Errorf("webhook server shutdown: %w", whErr)
+		if cfg.Lifecycle.DrainOnShutdown {
+			n := d.engine.Drain(shutdownCtx)
+			log.Info("idle runners drained", zap.Int("removed", n))
 		}
-		mErr := metricsSrv.Shutdown(shutdownCtx)
-		if mErr != nil {
-			mErr = fmt.Errorf("metrics server shutdown: %w", mErr)
+		stopEngine()
+		select {
+		case <-engineDone:
+		case <-shutdownCtx.Done():
+			log.Warn("work still in flight at the shutdown deadline; it is cut short")
+			<-engineDone
 		}
-		<-engineDone
-		return errors.Join(whErr, mErr)
+		srvCtx, cancelSrv := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelSrv()
+		var errs []error
+		for name, srv := range map[string]*http.Server{"webhook": webhookSrv, "metrics": metricsSrv, "admin": adminSrv} {
+			if srv == nil {
+				continue
+			}
+			if err := srv.Shutdown(srvCtx); err != nil {
+				errs = append(errs, fmt.Errorf("%s server shutdown: %w", name, err))
+			}
+		}
+		return errors.Join(errs...)
 	})
 	return g.Wait()
 }

@@ -117,6 +117,9 @@ type EngineConfig struct {
 	BootstrapTimeout  time.Duration
 	OfflineTimeout    time.Duration
 	OrphanGrace       time.Duration
+	// ShutdownTimeout is how long Run lets work in flight finish after its
+	// context ends; default 30 s.
+	ShutdownTimeout time.Duration
 	// Metrics receives the engine's events; nil discards them.
 	Metrics Metrics
 	// EndedRunnerGrace is how long an ephemeral runner whose instance
@@ -155,6 +158,8 @@ type Engine struct {
 	unmatched int
 	matched   int
 	removing  map[string]bool // runners being removed or deleted
+	errs      []ErrorEntry    // the newest MaxRecentErrors failures, oldest first
+	work      context.Context // Run's context for executor work (see workContext)
 	// written holds the runners this engine stored whose write a store
 	// read has not shown yet (see putRunner and freshRunners).
 	written map[string]store.Runner
@@ -209,6 +214,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 		if *d <= 0 {
 			*d = 10 * time.Minute
 		}
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
 	}
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = time.Minute
@@ -367,6 +375,36 @@ func (e *Engine) freshRunners(ctx context.Context) (map[string]store.Runner, err
 		runners[name] = w
 	}
 	return runners, nil
+}
+
+// MaxRecentErrors is how many failures RecentErrors keeps.
+const MaxRecentErrors = 20
+
+// ErrorEntry is one failure the engine met (for scaler status).
+type ErrorEntry struct {
+	At        time.Time
+	Component string
+	Message   string
+}
+
+// noteError remembers a failure for RecentErrors; the caller logs it.
+func (e *Engine) noteError(component string, err error) {
+	if err == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, ErrorEntry{At: e.now(), Component: component, Message: err.Error()})
+	if n := len(e.errs); n > MaxRecentErrors {
+		e.errs = append([]ErrorEntry(nil), e.errs[n-MaxRecentErrors:]...)
+	}
+}
+
+// RecentErrors returns the newest failures, oldest first.
+func (e *Engine) RecentErrors() []ErrorEntry {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]ErrorEntry(nil), e.errs...)
 }
 
 // record logs a decision and stores it in the background: the write

@@ -188,10 +188,12 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 				}
 			} else {
 				e.log.Warn("provisioner create failed", append(fields, zap.Error(err))...)
+				e.noteError("provisioner/"+p.Provisioner, fmt.Errorf("create runner %s: %w", name, err))
 				x.undo(ctx, p, name, ghID, nil, "")
 			}
 		} else {
 			e.log.Warn("runner registration failed", append(fields, zap.Error(err))...)
+			e.noteError("github", fmt.Errorf("register runner %s: %w", name, err))
 		}
 		if attempt >= e.cfg.CreateAttempts || provisioner.IsPermanent(err) || ctx.Err() != nil {
 			x.mu.Lock()

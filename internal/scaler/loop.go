@@ -28,16 +28,20 @@ const (
 )
 
 // Run is the loop: a pass at start, then one whenever a job event arrives
-// (JobChanged) or an executor finishes, and on the timer otherwise. It
-// returns when ctx ends, after the creates and deletes in flight finished.
+// (JobChanged) or an executor finishes, and on the timer otherwise. When ctx
+// ends it plans no more, gives the creates and removals in flight
+// ShutdownTimeout to finish (they are not cut short by ctx), then cancels
+// what is left and returns once everything it started has ended.
 func (e *Engine) Run(ctx context.Context) error {
-	t := time.NewTicker(e.cfg.Interval)
-	defer t.Stop()
-	defer e.exec.wait()
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	e.mu.Lock()
+	e.work = work
+	e.mu.Unlock()
+
 	// GitHub and the provisioners are read outside the loop (slow calls);
 	// the next pass applies what was read.
 	observerDone := make(chan struct{})
-	defer func() { <-observerDone }()
 	go func() {
 		defer close(observerDone)
 		rt := time.NewTicker(e.cfg.ReconcileInterval)
@@ -60,17 +64,81 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.Wake()
 		}
 	}()
-	for {
+
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for ctx.Err() == nil {
 		if err := e.Pass(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("scaler pass failed; retrying on the next event or tick", zap.Error(err))
+			e.noteError("scaler", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-e.wake:
 		case <-t.C:
 		}
 	}
+	<-observerDone
+	done := make(chan struct{})
+	go func() {
+		e.exec.wait()
+		close(done)
+	}()
+	deadline := time.NewTimer(e.cfg.ShutdownTimeout)
+	defer deadline.Stop()
+	select {
+	case <-done:
+	case <-deadline.C:
+		e.log.Warn("creates or removals still running at the shutdown deadline; cancelling them",
+			zap.Duration("shutdown_timeout", e.cfg.ShutdownTimeout))
+		cancelWork()
+		<-done
+	}
+	return nil
+}
+
+// workContext is the context executor work runs under: Run's, which
+// outlives the loop's by up to ShutdownTimeout, or ctx outside Run (tests
+// calling Pass).
+func (e *Engine) workContext(ctx context.Context) context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.work != nil {
+		return e.work
+	}
+	return ctx
+}
+
+// Drain removes every idle runner, safely (see remove), and waits until
+// the removals (and any other work in flight) ended or ctx ends. It returns
+// how many removals it started. For drain_on_shutdown.
+func (e *Engine) Drain(ctx context.Context) int {
+	e.passMu.Lock()
+	runners, err := e.freshRunners(ctx)
+	n := 0
+	if err != nil {
+		e.log.Warn("drain: runners not read", zap.Error(err))
+	} else {
+		work := e.workContext(ctx)
+		for _, r := range runners {
+			if r.State == RunnerIdle && r.JobID == 0 {
+				e.exec.remove(work, r, "drain on shutdown", runners)
+				n++
+			}
+		}
+	}
+	e.passMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		e.exec.wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.log.Warn("drain: removals still running at the deadline")
+	}
+	return n
 }
 
 // Pass handles the job events queued since the last pass, brings runner
@@ -78,6 +146,7 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) Pass(ctx context.Context) error {
 	e.passMu.Lock()
 	defer e.passMu.Unlock()
+	ctx = e.workContext(ctx)
 	e.mu.Lock()
 	events := e.pending
 	e.pending = nil

@@ -98,10 +98,16 @@ func (ps *poolState) capacity() int {
 // total is every runner whose machine exists or is being made.
 func (ps *poolState) total() int { return ps.capacity() + ps.draining + ps.other }
 
+// Desired is the planner's target for a pool: min(MaxRunners, busy +
+// queued + MinIdleAt(now)).
+func (p Pool) Desired(busy, queued int, now time.Time) int {
+	return min(max(0, p.MaxRunners), busy+queued+max(0, p.MinIdleAt(now)))
+}
+
 func planCreate(p Pool, ps *poolState, s PlanState, now time.Time) (Action, bool) {
 	minIdle := max(0, p.MinIdleAt(now))
 	want := ps.busy + ps.queued + minIdle
-	desired := min(max(0, p.MaxRunners), want)
+	desired := p.Desired(ps.busy, ps.queued, now)
 	need := desired - ps.capacity()
 	if need <= 0 {
 		return Action{}, false

@@ -55,6 +55,7 @@ func (e *Engine) observe(ctx context.Context) observation {
 			if err != nil {
 				e.log.Warn("reconcile: runners not listed; nothing concluded about them this time",
 					zap.String("scope", s.String()), zap.Error(err))
+				e.noteError("github", err)
 				continue
 			}
 			byName := make(map[string]*ghapi.Runner, len(rs))
@@ -75,6 +76,7 @@ func (e *Engine) observe(ctx context.Context) observation {
 		if err != nil {
 			e.log.Warn("reconcile: instances not listed; nothing concluded about them this time",
 				zap.String("provisioner", name), zap.Error(err))
+			e.noteError("provisioner/"+name, err)
 			continue
 		}
 		obs.instances[name] = insts
