@@ -85,6 +85,9 @@ provisioners:
       cache_dir: %[2]s/cache
       max_instances: 60
       grace_period: 5s
+      # 36 runner processes start within a few hundred ms on the demo's
+      # machine; niced, they leave the daemon the CPU to launch the rest.
+      nice: 10
 `
 
 // demoOptions are the demo's knobs.

@@ -668,6 +668,13 @@ func (p *Provisioner) launch(ctx context.Context, e *entry, spec provisioner.Spe
 		return fail(fmt.Errorf("create runner %s: start %s: %w", spec.RunnerName, filepath.Base(cmd.Path), err))
 	}
 	pid := cmd.Process.Pid
+	if p.cfg.nice > 0 {
+		// The whole process group (the runner starts in its own), so
+		// whatever the job runs inherits it.
+		if err := setNice(pid, p.cfg.nice); err != nil {
+			p.log.Warn("runner niceness not set", zap.String("runner", spec.RunnerName), zap.Int("pid", pid), zap.Error(err))
+		}
+	}
 	_ = cmd.Process.Release() // watched by pid from now on (see watch)
 	start, err := processStartTime(pid)
 	if err != nil {

@@ -191,6 +191,27 @@ func TestMaxInstances(t *testing.T) {
 	}
 }
 
+// nice: N puts the runner's process group at that niceness.
+func TestNice(t *testing.T) {
+	app := newFakeApp(t)
+	app.publish("actions-runner-test-1.tar.gz", scriptApp(t, idleScript))
+	p := newProvisioner(t, map[string]any{"nice": 7}, testEnv(t, "lp", app, newLogs()))
+	in, err := p.Create(ctxT(t), jitSpec("r-nice", "j"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	pid := p.entries[in.ID].rec.PID
+	p.mu.Unlock()
+	// /proc/<pid>/stat: field 19 is the niceness; fields after the
+	// command name (in parentheses) are space-separated.
+	stat := procFile(pid, "stat")
+	fields := strings.Fields(stat[strings.LastIndex(stat, ")")+1:])
+	if len(fields) < 17 || fields[16] != "7" {
+		t.Errorf("niceness field %q of %q, want 7", fields[16], stat)
+	}
+}
+
 func TestCreateRefusesBadSpecs(t *testing.T) {
 	app := newFakeApp(t)
 	app.publish("actions-runner-test-1.tar.gz", scriptApp(t, idleScript))

@@ -41,3 +41,5 @@ func groupMembers(int) []int { return nil }
 func groupAlive(int) bool { return false }
 
 func bootID() string { return "" }
+
+func setNice(int, int) error { return supported }

@@ -96,3 +96,11 @@ func lockWorkDir(dir string) (func(), error) {
 		_ = f.Close()
 	}, nil
 }
+
+// setNice sets the niceness of the process group pgid.
+func setNice(pgid, nice int) error {
+	if err := syscall.Setpriority(syscall.PRIO_PGRP, pgid, nice); err != nil {
+		return fmt.Errorf("setpriority of process group %d: %w", pgid, err)
+	}
+	return nil
+}

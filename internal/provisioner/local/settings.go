@@ -38,6 +38,11 @@ type Settings struct {
 	// ExtraEnv is added to the runner's environment, which otherwise holds
 	// only PATH, HOME and LANG (never the daemon's environment).
 	ExtraEnv map[string]string `json:"extra_env"`
+	// Nice is the scheduling niceness of the runner processes (0 to 19).
+	// Runners on the daemon's own host compete with it for CPU; a positive
+	// value keeps the daemon (webhooks, launches) responsive while jobs
+	// run. Default 0.
+	Nice int `json:"nice"`
 }
 
 // config is the validated form of Settings.
@@ -47,6 +52,7 @@ type config struct {
 	grace             time.Duration
 	osName, arch      string
 	extraEnv          map[string]string
+	nice              int
 	runAs             *runAs // nil: run as the daemon's user
 }
 
@@ -160,6 +166,13 @@ func parseSettings(settings map[string]any, env provisioner.Env) (config, error)
 			probs.Add("max_instances", "must be at least 1, got %d", *s.MaxInstances)
 		}
 		c.maxInstances = *s.MaxInstances
+	}
+	if s.Nice < 0 || s.Nice > 19 {
+		// Raising priority (negative) would need privileges and starve the
+		// daemon instead.
+		probs.Add("nice", "must be between 0 and 19, got %d", s.Nice)
+	} else {
+		c.nice = s.Nice
 	}
 	if s.GracePeriod != "" {
 		d, err := time.ParseDuration(s.GracePeriod)

@@ -23,14 +23,14 @@ func TestSettingsDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = parseSettings(map[string]any{
-		"work_dir": "/w", "cache_dir": "/c", "max_instances": 3, "grace_period": "2m", "os": "win", "arch": "arm64",
+		"work_dir": "/w", "cache_dir": "/c", "max_instances": 3, "grace_period": "2m", "os": "win", "arch": "arm64", "nice": 5,
 		"extra_env": map[string]any{"RUNNER_ALLOW_RUNASROOT": "1", "http_proxy": "http://proxy:3128"},
 	}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.workDir != "/w" || c.cacheDir != "/c" || c.maxInstances != 3 || c.grace != 2*time.Minute || c.osName != "win" ||
-		c.arch != "arm64" || c.extraEnv["RUNNER_ALLOW_RUNASROOT"] != "1" || c.extraEnv["http_proxy"] != "http://proxy:3128" {
+		c.arch != "arm64" || c.nice != 5 || c.extraEnv["RUNNER_ALLOW_RUNASROOT"] != "1" || c.extraEnv["http_proxy"] != "http://proxy:3128" {
 		t.Errorf("explicit settings: %+v", c)
 	}
 	// Relative directories are relative to the config file.
@@ -59,6 +59,7 @@ func TestSettingsProblemsHaveKeyPaths(t *testing.T) {
 			"extra_env": map[string]any{"1BAD": "x", "ACTIONS_RUNNER_INPUT_TOKEN": "x", "GOOD": "x"},
 		}, "/s", []string{"max_instances", "grace_period", "os", "arch", "extra_env.1BAD", "extra_env.ACTIONS_RUNNER_INPUT_TOKEN"}, ""},
 		{"negative grace", map[string]any{"grace_period": "-1s"}, "/s", []string{"grace_period"}, "positive"},
+		{"negative nice", map[string]any{"nice": -5}, "/s", []string{"nice"}, "between 0 and 19"},
 		{"no state dir", nil, "", []string{"work_dir", "cache_dir"}, "must be set"},
 		{"same dirs", map[string]any{"work_dir": "/x", "cache_dir": "/x"}, "", []string{"cache_dir"}, "must differ"},
 		{"unknown user", map[string]any{"run_as_user": "no-such-user-rs"}, "/s", []string{"run_as_user"}, "no such user"},
