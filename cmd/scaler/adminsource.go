@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnerscaler/runnerscaler/internal/admin"
+	"github.com/runnerscaler/runnerscaler/internal/recovery"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
 	"github.com/runnerscaler/runnerscaler/internal/store"
 )
@@ -82,4 +83,24 @@ func (s *statusSource) Status(ctx context.Context) (admin.Status, error) {
 		out.RecentErrors = append(out.RecentErrors, admin.ErrorEntry{Time: e.At, Component: e.Component, Message: e.Message})
 	}
 	return out, nil
+}
+
+// jobApplier stores a transition the stale-job checker learned from GitHub
+// (its webhook was lost) and tells the engine, as the webhook intake does.
+type jobApplier struct {
+	st     *store.Store
+	engine *scaler.Engine
+}
+
+var _ recovery.JobApplier = (*jobApplier)(nil)
+
+func (a *jobApplier) ApplyJobEvent(ctx context.Context, ev store.JobEvent) error {
+	res, err := a.st.Ingest(ctx, recovery.SyntheticDelivery(ev), &ev)
+	if err != nil {
+		return fmt.Errorf("apply job %d %s: %w", ev.JobID, ev.Action, err)
+	}
+	if res.Applied {
+		a.engine.JobChanged(ctx, res.Job)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/ec2"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/external"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/local"
+	"github.com/runnerscaler/runnerscaler/internal/recovery"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
 	"github.com/runnerscaler/runnerscaler/internal/store"
 	"github.com/runnerscaler/runnerscaler/internal/webhook"
@@ -396,6 +397,26 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 			return nil
 		})
 	}
+	// Missed webhooks: failed deliveries redelivered (App only: the
+	// deliveries API needs the App's JWT), stale queued jobs checked.
+	recMetrics, err := recovery.NewPrometheusMetrics(d.reg)
+	if err != nil {
+		return fmt.Errorf("recovery metrics: %w", err)
+	}
+	apply := &jobApplier{st: st, engine: d.engine}
+	if cfg.GitHub.UsesApp() && cfg.Lifecycle.RedeliverInterval > 0 {
+		red := recovery.NewRedeliverer(d.gh, st, recovery.RedelivererConfig{
+			Interval: cfg.Lifecycle.RedeliverInterval.D(), MaxPerCycle: cfg.Lifecycle.MaxRedeliveriesPerCycle, Metrics: recMetrics,
+		}, log.Named("redeliver"))
+		g.Go(func() error { return red.Run(gctx) })
+	} else {
+		log.Info("webhook redelivery off (it needs a GitHub App and lifecycle.redeliver_interval > 0); stale queued jobs are still checked")
+	}
+	stale := recovery.NewStaleJobs(st, d.gh, apply, recovery.StaleJobsConfig{
+		Interval: min(time.Minute, cfg.Lifecycle.StaleJobAfter.D()/2), StaleAfter: cfg.Lifecycle.StaleJobAfter.D(), Metrics: recMetrics,
+	}, log.Named("stale-jobs"))
+	g.Go(func() error { return stale.Run(gctx) })
+
 	// The engine outlives gctx: on SIGTERM it may first drain idle runners,
 	// and its creates and removals in flight get shutdown_timeout to end.
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))

@@ -94,6 +94,15 @@ CREATE INDEX decisions_at ON decisions(at);
 	`
 CREATE INDEX jobs_runner_name ON jobs(runner_name) WHERE runner_name != '';
 `,
+	// 3: small named values that must survive a restart (the redelivery
+	// watermark).
+	`
+CREATE TABLE cursors (
+	name       TEXT PRIMARY KEY,
+	value      TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+`,
 }
 
 // latestVersion is the schema version this binary writes.

@@ -593,6 +593,33 @@ func (s *Store) SetJobPool(ctx context.Context, id int64, pool string) error {
 	return nil
 }
 
+// LoadCursor returns the value stored under name (ok false when none).
+func (s *Store) LoadCursor(ctx context.Context, name string) (string, bool, error) {
+	var v string
+	err := s.rdb.QueryRowContext(ctx, "SELECT value FROM cursors WHERE name = ?", name).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, s.readErr("load cursor "+name, err)
+	}
+	return v, true, nil
+}
+
+// SaveCursor stores value under name, replacing what was there.
+func (s *Store) SaveCursor(ctx context.Context, name, value string) error {
+	now := nanos(s.clock())
+	err := s.write(ctx, "cursor", func(w *wtx) error {
+		_, err := w.exec(`INSERT INTO cursors (name, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: save cursor %s: %w", name, err)
+	}
+	return nil
+}
+
 // PutRunner inserts or updates a runner; a state change is stamped in StateSince.
 //
 // The stored CreatedAt is kept (a new runner gets r.CreatedAt, or now);

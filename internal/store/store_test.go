@@ -1016,3 +1016,32 @@ func TestRunRetention(t *testing.T) {
 		t.Fatal("zero interval accepted")
 	}
 }
+
+func TestCursors(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.LoadCursor(ctx, "redeliverer"); ok || err != nil {
+		t.Fatalf("empty store: ok %v, err %v", ok, err)
+	}
+	for _, v := range []string{`{"id":1}`, `{"id":2}`} {
+		if err := s.SaveCursor(ctx, "redeliverer", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// It survives a restart.
+	s, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, ok, err := s.LoadCursor(ctx, "redeliverer"); !ok || err != nil || v != `{"id":2}` {
+		t.Fatalf("after reopening: %q %v %v", v, ok, err)
+	}
+}
