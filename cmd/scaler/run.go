@@ -407,6 +407,8 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 	if cfg.GitHub.UsesApp() && cfg.Lifecycle.RedeliverInterval > 0 {
 		red := recovery.NewRedeliverer(d.gh, st, recovery.RedelivererConfig{
 			Interval: cfg.Lifecycle.RedeliverInterval.D(), MaxPerCycle: cfg.Lifecycle.MaxRedeliveriesPerCycle, Metrics: recMetrics,
+			// A failure younger than this is judged on the next cycle.
+			SettleDelay: min(10*time.Second, cfg.Lifecycle.RedeliverInterval.D()/2),
 		}, log.Named("redeliver"))
 		g.Go(func() error { return red.Run(gctx) })
 	} else {

@@ -215,13 +215,13 @@ github: {token: t, max_attempts: 0}
 		{
 			name: "lifecycle and admin",
 			yaml: "github: {token: t}\n" + validPools + `
-lifecycle: {reconcile_interval: 0s, bootstrap_timeout: 1s, redeliver_interval: 1s, max_redeliveries_per_cycle: 0}
+lifecycle: {reconcile_interval: 0s, bootstrap_timeout: 500ms, redeliver_interval: 10ms, max_redeliveries_per_cycle: 0}
 admin: {listen: "0.0.0.0:9103"}
 `,
 			want: []Problem{
 				{"lifecycle.reconcile_interval", "must be at least 1s, got 0s"},
-				{"lifecycle.bootstrap_timeout", "must be at least 10s: a runner needs time to come online, got 1s"},
-				{"lifecycle.redeliver_interval", "must be at least 10s (or 0 to turn redelivery off), got 1s"},
+				{"lifecycle.bootstrap_timeout", "must be at least 1s, got 500ms"},
+				{"lifecycle.redeliver_interval", "must be at least 1s (or 0 to turn redelivery off), got 10ms"},
 				{"lifecycle.max_redeliveries_per_cycle", "must be at least 1, got 0"},
 				{"admin.listen", `"0.0.0.0:9103" is not a loopback address: set admin.token (or SCALER_ADMIN_TOKEN) so that only holders of the token can read the daemon's state, or listen on 127.0.0.1`},
 			},

@@ -91,15 +91,17 @@ func (c *Config) validateLifecycle(ps *problems) {
 			ps.add("lifecycle."+key, fmt.Sprintf("must be at least %s%s, got %s", least, why, d))
 		}
 	}
+	// The floors only catch nonsense; config.example.yaml gives the values
+	// to run with (tests use seconds).
 	atLeast("reconcile_interval", l.ReconcileInterval, time.Second, "")
-	atLeast("bootstrap_timeout", l.BootstrapTimeout, 10*time.Second, ": a runner needs time to come online")
-	atLeast("offline_timeout", l.OfflineTimeout, 10*time.Second, ": GitHub shows runners offline briefly while they restart")
+	atLeast("bootstrap_timeout", l.BootstrapTimeout, time.Second, "")
+	atLeast("offline_timeout", l.OfflineTimeout, time.Second, "")
 	atLeast("confirm_interval", l.ConfirmInterval, 0, "")
-	atLeast("orphan_grace", l.OrphanGrace, time.Minute, ": an instance being created is not an orphan")
-	atLeast("stale_job_after", l.StaleJobAfter, time.Minute, "")
+	atLeast("orphan_grace", l.OrphanGrace, time.Second, "")
+	atLeast("stale_job_after", l.StaleJobAfter, time.Second, "")
 	atLeast("shutdown_timeout", l.ShutdownTimeout, time.Second, "")
 	if l.RedeliverInterval != 0 {
-		atLeast("redeliver_interval", l.RedeliverInterval, 10*time.Second, " (or 0 to turn redelivery off)")
+		atLeast("redeliver_interval", l.RedeliverInterval, time.Second, " (or 0 to turn redelivery off)")
 	}
 	if l.MaxRedeliveriesPerCycle < 1 {
 		ps.add("lifecycle.max_redeliveries_per_cycle", fmt.Sprintf("must be at least 1, got %d", l.MaxRedeliveriesPerCycle))
