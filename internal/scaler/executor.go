@@ -525,13 +525,13 @@ func (x *executor) lookupID(ctx context.Context, p Pool, name string) int64 {
 	return 0
 }
 
-// deleteInstance deletes the instance of a runner whose ephemeral job is
-// done; GitHub has removed the runner itself.
-func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
+// handOff claims r, shows it in state to every later pass, and runs fn in a
+// goroutine the executor waits for; fn's context outlives the loop's.
+func (x *executor) handOff(ctx context.Context, r store.Runner, state string, runners map[string]store.Runner, fn func(context.Context, store.Runner)) {
 	if !x.claim(r.Name) {
 		return
 	}
-	r.State = RunnerDraining
+	r.State = state
 	runners[r.Name] = r
 	x.e.noteRunner(r)
 	x.wg.Add(1)
@@ -539,8 +539,16 @@ func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason st
 		defer x.wg.Done()
 		defer x.e.Wake()
 		defer x.release(r.Name)
-		x.finish(context.WithoutCancel(ctx), r, runnerRemoved, reason)
+		fn(context.WithoutCancel(ctx), r)
 	}()
+}
+
+// deleteInstance deletes the instance of a runner whose ephemeral job is
+// done; GitHub has removed the runner itself.
+func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
+	x.handOff(ctx, r, RunnerDraining, runners, func(ctx context.Context, r store.Runner) {
+		x.finish(ctx, r, runnerRemoved, reason)
+	})
 }
 
 // end deletes the instance of an ephemeral runner that exited cleanly
@@ -548,18 +556,7 @@ func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason st
 // runnerEnded). GitHub removed the runner when its job finished, so no API
 // call is made now.
 func (x *executor) end(ctx context.Context, r store.Runner, runners map[string]store.Runner) {
-	if !x.claim(r.Name) {
-		return
-	}
-	r.State = runnerEnded
-	runners[r.Name] = r
-	x.e.noteRunner(r)
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		defer x.e.Wake()
-		defer x.release(r.Name)
-		ctx := context.WithoutCancel(ctx)
+	x.handOff(ctx, r, runnerEnded, runners, func(ctx context.Context, r store.Runner) {
 		// Its job's event may have been stored before the runner was (a
 		// create finishing late): then nothing is owed.
 		js, err := x.e.cfg.Store.Jobs(ctx, store.JobFilter{Runner: r.Name, Limit: 1})
@@ -569,26 +566,15 @@ func (x *executor) end(ctx context.Context, r store.Runner, runners map[string]s
 			return
 		}
 		x.finish(ctx, r, runnerEnded, "its instance exited before a job event named it")
-	}()
+	})
 }
 
 // retire ends a runner whose instance stopped, failed or vanished while it
 // was starting or idle: its registration (if GitHub still has it) and its
 // instance go.
 func (x *executor) retire(ctx context.Context, r store.Runner, why string, runners map[string]store.Runner) {
-	if !x.claim(r.Name) {
-		return
-	}
 	p := x.e.pools[r.Pool]
-	r.State = RunnerDraining
-	runners[r.Name] = r
-	x.e.noteRunner(r)
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
-		defer x.e.Wake()
-		defer x.release(r.Name)
-		ctx := context.WithoutCancel(ctx)
+	x.handOff(ctx, r, RunnerDraining, runners, func(ctx context.Context, r store.Runner) {
 		if r.GitHubID != 0 && p.Name != "" {
 			cctx, cancel := x.e.callCtx(ctx)
 			err := x.e.cfg.GitHub.DeleteRunner(cctx, p.Scope, r.GitHubID)
@@ -599,7 +585,7 @@ func (x *executor) retire(ctx context.Context, r store.Runner, why string, runne
 			}
 		}
 		x.finish(ctx, r, runnerFailed, why)
-	}()
+	})
 }
 
 // finish deletes r's instance and stores its final state.
