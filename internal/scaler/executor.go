@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/store"
@@ -29,6 +30,7 @@ type executor struct {
 	mu       sync.Mutex
 	perPool  map[string]chan struct{}
 	inFlight map[string]int         // creates started, not yet stored as runners
+	creating map[string]bool        // runner names registered or being launched, not yet stored
 	launches map[string][]time.Time // create starts per pool, for the launch rate
 	launched int
 	failed   int
@@ -40,12 +42,20 @@ func newExecutor(e *Engine) *executor {
 		global:   make(chan struct{}, e.cfg.MaxCreatesInFlight),
 		perPool:  map[string]chan struct{}{},
 		inFlight: map[string]int{},
+		creating: map[string]bool{},
 		launches: map[string][]time.Time{},
 	}
 	for _, p := range e.cfg.Pools {
 		x.perPool[p.Name] = make(chan struct{}, p.maxConcurrentCreates())
 	}
 	return x
+}
+
+// isCreating reports whether a create is under way for the runner name.
+func (x *executor) isCreating(name string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.creating[strings.ToLower(name)]
 }
 
 // wait blocks until every create and delete started has ended.
@@ -142,8 +152,22 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 	backoff := e.cfg.CreateBackoff
 	var jobID int64
 	noted := false
+	// Reconciliation leaves these names alone until the create is over
+	// (stored, or undone).
+	var names []string
+	defer func() {
+		x.mu.Lock()
+		for _, n := range names {
+			delete(x.creating, n)
+		}
+		x.mu.Unlock()
+	}()
 	for attempt := 1; ; attempt++ {
 		name := x.runnerName(p.Name)
+		x.mu.Lock()
+		x.creating[strings.ToLower(name)] = true
+		x.mu.Unlock()
+		names = append(names, strings.ToLower(name))
 		fields := []zap.Field{zap.String("pool", p.Name), zap.String("runner", name), zap.Int("attempt", attempt)}
 		regStart := e.now()
 		reg, ghID, err := x.register(ctx, p, name)
@@ -220,7 +244,7 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 // cached registration token (id unknown until it registers).
 func (x *executor) register(ctx context.Context, p Pool, name string) (provisioner.Registration, int64, error) {
 	e := x.e
-	if p.Registration == "token" {
+	if p.Registration == config.RegistrationToken {
 		cctx, cancel := e.callCtx(ctx)
 		defer cancel()
 		tok, err := e.cfg.GitHub.RegistrationToken(cctx, p.Scope)
@@ -346,9 +370,10 @@ func (rm *removal) run(ctx context.Context, reason string) {
 		cancel()
 	}
 	if rm.id == 0 {
-		// Token-registered and not (or no longer) listed by GitHub: no
-		// job can reach it through GitHub; its machine may go.
-		rm.x.finish(bg, rm.r, runnerRemoved, reason+"; not registered with GitHub")
+		// Token-registered and not listed by GitHub yet: config.sh may be
+		// registering it right now, and it could take a job the moment it
+		// is. Kept; reconciliation retires it if it never comes online.
+		rm.abort(bg, "not registered with GitHub yet", 0)
 		return
 	}
 	// Steps 1 and 2.

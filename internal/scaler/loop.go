@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/store"
 )
@@ -191,7 +192,7 @@ func (e *Engine) Pass(ctx context.Context) error {
 		MaxLaunchesPerWindow: e.cfg.MaxLaunchesPerMinute,
 	}
 	for _, r := range runners {
-		if v, ok := runnerView(r); ok {
+		if v, ok := runnerView(r, e.pools[r.Pool]); ok {
 			state.Runners = append(state.Runners, v)
 		}
 	}
@@ -210,14 +211,21 @@ func (e *Engine) Pass(ctx context.Context) error {
 
 // runnerView is the planner's view of a stored runner; removed and failed
 // runners are not seen.
-func runnerView(r store.Runner) (RunnerView, bool) {
+func runnerView(r store.Runner, p Pool) (RunnerView, bool) {
 	switch r.State {
 	case RunnerStarting, RunnerIdle, RunnerBusy, RunnerDraining:
 	default:
 		return RunnerView{}, false
 	}
+	state := r.State
+	if state == RunnerIdle && r.GitHubID == 0 && p.Registration == config.RegistrationToken {
+		// A token runner's process runs before config.sh has registered
+		// it: until GitHub's id for it is known (from a job event or a
+		// reconcile) it is starting, which the planner never removes.
+		state = RunnerStarting
+	}
 	return RunnerView{
-		Name: r.Name, Pool: r.Pool, State: r.State, JobID: r.JobID,
+		Name: r.Name, Pool: r.Pool, State: state, JobID: r.JobID,
 		CreatedAt: r.CreatedAt, IdleSince: r.StateSince[RunnerIdle],
 	}, true
 }

@@ -179,6 +179,14 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 		if !listed {
 			continue
 		}
+		if gr != nil && r.GitHubID == 0 {
+			// A token-registered runner's id is learnt here; until then
+			// the planner sees it starting (see runnerView).
+			r.GitHubID = gr.GetID()
+			if err := e.putRunner(ctx, r); err == nil {
+				runners[name] = r
+			}
+		}
 		online := gr != nil && strings.EqualFold(gr.GetStatus(), "online")
 		if r.State == RunnerStarting && !online && now.Sub(r.CreatedAt) > e.cfg.BootstrapTimeout {
 			e.exec.retire(ctx, r, fmt.Sprintf("reconcile: not online within bootstrap_timeout %s", e.cfg.BootstrapTimeout), runners)
@@ -207,7 +215,7 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 	for prov, insts := range obs.instances {
 		for _, in := range insts {
 			withInstance[strings.ToLower(in.RunnerName)] = true
-			if known[strings.ToLower(in.RunnerName)] {
+			if known[strings.ToLower(in.RunnerName)] || e.exec.isCreating(in.RunnerName) {
 				continue
 			}
 			pool, ok := e.pools[in.Pool]
@@ -269,7 +277,7 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 		key := groupScopeKey(p.Scope)
 		for lname, gr := range obs.github[key] {
 			pool, mine := e.ours(gr.GetName())
-			if !mine || pool != p.Name || known[lname] || withInstance[lname] || gr.GetBusy() {
+			if !mine || pool != p.Name || known[lname] || withInstance[lname] || gr.GetBusy() || e.exec.isCreating(lname) {
 				continue
 			}
 			okey := "r:" + key + "/" + lname
