@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -135,6 +136,7 @@ type Engine struct {
 	shortID  string           // in runner names: <pool>-<shortID>-<random>
 	observed chan observation // the reconcile goroutine's latest reading
 	passMu   sync.Mutex       // one pass (or reconciliation) at a time
+	halted   atomic.Bool      // set by Drain: no pass plans any more
 	recon    reconcileState   // guarded by passMu
 	cfg      EngineConfig
 	pools    map[string]Pool

@@ -110,11 +110,14 @@ func (e *Engine) workContext(ctx context.Context) context.Context {
 	return ctx
 }
 
-// Drain removes every idle runner, safely (see remove), and waits until
-// the removals (and any other work in flight) ended or ctx ends. It returns
-// how many removals it started. For drain_on_shutdown.
+// Drain stops planning for good, removes every idle runner, safely (see
+// remove), and waits until the removals (and any other work in flight)
+// ended or ctx ends. It returns how many removals it started. For
+// drain_on_shutdown: Run should end next.
 func (e *Engine) Drain(ctx context.Context) int {
 	e.passMu.Lock()
+	// No more planning: it would launch replacements for what is drained.
+	e.halted.Store(true)
 	runners, err := e.freshRunners(ctx)
 	n := 0
 	if err != nil {
@@ -147,6 +150,9 @@ func (e *Engine) Drain(ctx context.Context) int {
 func (e *Engine) Pass(ctx context.Context) error {
 	e.passMu.Lock()
 	defer e.passMu.Unlock()
+	if e.halted.Load() {
+		return nil
+	}
 	ctx = e.workContext(ctx)
 	e.mu.Lock()
 	events := e.pending
