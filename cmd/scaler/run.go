@@ -177,6 +177,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 		DaemonID:     d.daemonID,
 
 		ConfirmInterval:   cfg.Lifecycle.ConfirmInterval.D(),
+		RemovalSettle:     cfg.Lifecycle.RemovalSettle.D(),
 		ReconcileInterval: cfg.Lifecycle.ReconcileInterval.D(),
 		BootstrapTimeout:  cfg.Lifecycle.BootstrapTimeout.D(),
 		OfflineTimeout:    cfg.Lifecycle.OfflineTimeout.D(),

@@ -102,6 +102,9 @@ type Lifecycle struct {
 	OfflineTimeout Duration `yaml:"offline_timeout"`
 	// ConfirmInterval separates the two busy:false reads a removal needs.
 	ConfirmInterval Duration `yaml:"confirm_interval"`
+	// RemovalSettle is how long a removal waits, once the runner's labels
+	// are off, for the webhooks of a job GitHub assigned just before.
+	RemovalSettle Duration `yaml:"removal_settle"`
 	// OrphanGrace: an instance with our tags that neither the store nor
 	// GitHub knows is deleted after it.
 	OrphanGrace Duration `yaml:"orphan_grace"`
@@ -322,6 +325,7 @@ func (c *Config) setDefaults() {
 		BootstrapTimeout:        Duration(10 * time.Minute),
 		OfflineTimeout:          Duration(10 * time.Minute),
 		ConfirmInterval:         Duration(5 * time.Second),
+		RemovalSettle:           Duration(10 * time.Second),
 		OrphanGrace:             Duration(10 * time.Minute),
 		RedeliverInterval:       Duration(2 * time.Minute),
 		MaxRedeliveriesPerCycle: 100,

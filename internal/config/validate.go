@@ -97,6 +97,7 @@ func (c *Config) validateLifecycle(ps *problems) {
 	atLeast("bootstrap_timeout", l.BootstrapTimeout, time.Second, "")
 	atLeast("offline_timeout", l.OfflineTimeout, time.Second, "")
 	atLeast("confirm_interval", l.ConfirmInterval, 0, "")
+	atLeast("removal_settle", l.RemovalSettle, 0, "")
 	atLeast("orphan_grace", l.OrphanGrace, time.Second, "")
 	atLeast("stale_job_after", l.StaleJobAfter, time.Second, "")
 	atLeast("shutdown_timeout", l.ShutdownTimeout, time.Second, "")

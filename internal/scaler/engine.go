@@ -107,6 +107,10 @@ type EngineConfig struct {
 	// ConfirmInterval separates the busy reads of a removal (see remove);
 	// default 5 s.
 	ConfirmInterval time.Duration
+	// RemovalSettle is how long a removal waits after taking a runner's
+	// labels off before its last check, for the webhooks of a job assigned
+	// just before; default 10 s.
+	RemovalSettle time.Duration
 	// DaemonID is this daemon's id; a short form of it goes into every
 	// runner name, so that reconciliation knows its own registrations.
 	DaemonID string
@@ -211,6 +215,9 @@ func New(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.ConfirmInterval == 0 {
 		cfg.ConfirmInterval = DefaultConfirmInterval
+	}
+	if cfg.RemovalSettle == 0 {
+		cfg.RemovalSettle = 10 * time.Second
 	}
 	for _, d := range []*time.Duration{&cfg.BootstrapTimeout, &cfg.OfflineTimeout, &cfg.OrphanGrace} {
 		if *d <= 0 {

@@ -187,7 +187,7 @@ func newEngineEnv(t *testing.T, pools ...Pool) *engineEnv {
 	env.e, err = New(EngineConfig{
 		Pools: pools, Store: st, GitHub: env.gh,
 		Provisioners: map[string]provisioner.Provisioner{"p": env.prov},
-		Access:       AllowAll{}, CreateBackoff: time.Millisecond, ConfirmInterval: time.Millisecond,
+		Access:       AllowAll{}, CreateBackoff: time.Millisecond, ConfirmInterval: time.Millisecond, RemovalSettle: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -357,7 +357,14 @@ type removal struct {
 	fields []zap.Field
 	id     int64    // GitHub's id
 	labels []string // custom labels taken off, to put back on an abort
+	// unlabeledAt is when the labels came off: no job queued after it can
+	// be assigned to the runner.
+	unlabeledAt time.Time
 }
+
+// githubClockSkew is how far GitHub's timestamps (a job's created_at) may
+// be from our clock.
+const githubClockSkew = 250 * time.Millisecond
 
 func (rm *removal) run(ctx context.Context, reason string) {
 	e := rm.x.e
@@ -398,7 +405,10 @@ func (rm *removal) run(ctx context.Context, reason string) {
 		return
 	}
 	rm.labels = customLabelsGone(rm.p.EffectiveLabels(), left)
-	if !rm.wait(ctx) {
+	rm.unlabeledAt = e.now()
+	// A job GitHub assigned just before the labels came off shows up only
+	// through its webhooks (the busy flag lags): give them time to arrive.
+	if !rm.waitFor(ctx, max(e.cfg.ConfirmInterval, e.cfg.RemovalSettle)) {
 		rm.abort(bg, "shutting down", 0)
 		return
 	}
@@ -448,6 +458,20 @@ func (rm *removal) check(ctx, bg context.Context, step string) (gone, stop bool)
 		rm.abort(bg, fmt.Sprintf("%s: job %d is in progress on it", step, jobID), jobID)
 		return false, true
 	}
+	// A queued job it could take is demand for it, and (its webhooks
+	// lagging) may already be running on it. Once its labels are off, only
+	// jobs GitHub queued before that (give or take clock skew) could be.
+	queuedBefore := time.Time{}
+	if !rm.unlabeledAt.IsZero() {
+		queuedBefore = rm.unlabeledAt.Add(githubClockSkew)
+	}
+	if jobID, err := e.queuedFor(ctx, rm.p, queuedBefore); err != nil {
+		rm.abort(bg, step+": store not readable: "+err.Error(), 0)
+		return false, true
+	} else if jobID != 0 {
+		rm.abort(bg, fmt.Sprintf("%s: job %d is queued for its pool", step, jobID), 0)
+		return false, true
+	}
 	cctx, cancel := e.callCtx(ctx)
 	gr, err := e.cfg.GitHub.GetRunner(cctx, rm.p.Scope, rm.id)
 	cancel()
@@ -466,7 +490,10 @@ func (rm *removal) check(ctx, bg context.Context, step string) (gone, stop bool)
 
 // wait waits ConfirmInterval; false when ctx ended first.
 func (rm *removal) wait(ctx context.Context) bool {
-	d := rm.x.e.cfg.ConfirmInterval
+	return rm.waitFor(ctx, rm.x.e.cfg.ConfirmInterval)
+}
+
+func (rm *removal) waitFor(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -503,6 +530,40 @@ func (rm *removal) abort(ctx context.Context, why string, jobID int64) {
 	_ = e.putRunner(ctx, r)
 	e.record(ctx, store.Decision{Pool: r.Pool, Action: "keep", Count: 1, Reason: r.Name + ": removal aborted: " + why},
 		rm.fields...)
+}
+
+// queuedFor returns a queued job p's runners could take (queued no later
+// than queuedBefore, when set): one matched to p,
+// or one not matched yet whose labels p's runners have (scope and group
+// access aside: when in doubt, keep the runner). Jobs matched to no pool do
+// not count.
+func (e *Engine) queuedFor(ctx context.Context, p Pool, queuedBefore time.Time) (int64, error) {
+	js, err := e.cfg.Store.Jobs(ctx, store.JobFilter{Status: store.JobQueued})
+	if err != nil {
+		return 0, err
+	}
+	have := map[string]bool{}
+	for _, l := range p.EffectiveLabels() {
+		have[strings.ToLower(l)] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, j := range js {
+		if !queuedBefore.IsZero() && j.QueuedAt.After(queuedBefore) {
+			continue
+		}
+		pool, decided := e.decided[j.ID]
+		if !decided && j.Pool != "" {
+			pool, decided = j.Pool, true
+		}
+		switch {
+		case decided && pool == p.Name:
+			return j.ID, nil
+		case !decided && containsAll(have, normalizeLabels(j.Labels)):
+			return j.ID, nil
+		}
+	}
+	return 0, nil
 }
 
 // storeJob returns the id of a job the store has in progress on the runner.
