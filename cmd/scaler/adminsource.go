@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/recovery"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
@@ -103,4 +105,68 @@ func (a *jobApplier) ApplyJobEvent(ctx context.Context, ev store.JobEvent) error
 		a.engine.JobChanged(ctx, res.Job)
 	}
 	return nil
+}
+
+// stateCollector exports the state the store and the engine hold, read at
+// scrape time: runnerscaler_jobs, runnerscaler_runners and the pools' desired,
+// min_idle and max_runners.
+type stateCollector struct {
+	src *statusSource
+
+	jobs, runners, desired, minIdle, maxRunners *prometheus.Desc
+}
+
+func newStateCollector(src *statusSource) *stateCollector {
+	return &stateCollector{
+		src: src,
+		jobs: prometheus.NewDesc("runnerscaler_jobs", "Jobs the daemon knows, by pool (\"\" for none matched) and state (waiting, queued, in_progress).",
+			[]string{"pool", "state"}, nil),
+		runners: prometheus.NewDesc("runnerscaler_runners", "Runners by pool and state (starting, idle, busy, draining).",
+			[]string{"pool", "state"}, nil),
+		desired: prometheus.NewDesc("runnerscaler_pool_desired_runners", "The planner's target: min(max_runners, busy + queued + min_idle).",
+			[]string{"pool"}, nil),
+		minIdle:    prometheus.NewDesc("runnerscaler_pool_min_idle", "The pool's min_idle now (schedules applied).", []string{"pool"}, nil),
+		maxRunners: prometheus.NewDesc("runnerscaler_pool_max_runners", "The pool's max_runners.", []string{"pool"}, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.jobs, c.runners, c.desired, c.minIdle, c.maxRunners} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	// A scrape must not hang on a busy store.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.src.Status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.runners, err)
+		return
+	}
+	waiting, err := c.src.st.Jobs(ctx, store.JobFilter{Status: store.JobWaiting})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.jobs, err)
+		return
+	}
+	jobs := map[[2]string]int{}
+	for _, p := range st.Pools {
+		jobs[[2]string{p.Name, store.JobWaiting}] = 0
+		jobs[[2]string{p.Name, store.JobQueued}] = p.Queued
+		jobs[[2]string{p.Name, store.JobInProgress}] = p.Running
+		for _, state := range admin.RunnerStates() {
+			ch <- prometheus.MustNewConstMetric(c.runners, prometheus.GaugeValue, float64(p.Runners[state]), p.Name, state)
+		}
+		ch <- prometheus.MustNewConstMetric(c.desired, prometheus.GaugeValue, float64(p.Desired), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.minIdle, prometheus.GaugeValue, float64(p.MinIdle), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.maxRunners, prometheus.GaugeValue, float64(p.MaxRunners), p.Name)
+	}
+	jobs[[2]string{"", store.JobQueued}] = st.Jobs.Unmatched
+	for _, j := range waiting {
+		jobs[[2]string{j.Pool, store.JobWaiting}]++
+	}
+	for k, n := range jobs {
+		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
 }

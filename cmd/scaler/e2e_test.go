@@ -697,6 +697,28 @@ func TestE2EScaling(t *testing.T) {
 	}
 	t.Logf("scaler status:\n%s", out.String())
 
+	// The same state in /metrics, and the job and runner timings.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`runnerscaler_runners{pool="warm",state="idle"} 2`,
+		`runnerscaler_pool_min_idle{pool="warm"} 2`,
+		fmt.Sprintf(`runnerscaler_pool_max_runners{pool="small"} %d`, e2eMax["small"]),
+		fmt.Sprintf(`runnerscaler_jobs{pool="",state="queued"} %d`, len(idle)),
+		fmt.Sprintf(`runnerscaler_job_queue_duration_seconds_count{pool="small"} %d`, nSmall),
+		fmt.Sprintf(`runnerscaler_job_run_duration_seconds_count{pool="gpu"} %d`, nGPU),
+		fmt.Sprintf(`runnerscaler_runners_removed_total{pool="gpu",reason="job_done"} %d`, nGPU),
+		`runnerscaler_runner_startup_duration_seconds_count{pool="small",provisioner="local"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

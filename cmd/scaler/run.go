@@ -316,6 +316,12 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 		}
 		whHandler.ServeHTTP(w, r)
 	})
+	src := &statusSource{engine: d.engine, st: st, daemonID: d.daemonID, started: time.Now()}
+	if err := d.reg.Register(newStateCollector(src)); err != nil {
+		metricsLn.Close()
+		webhookLn.Close()
+		return fmt.Errorf("state metrics: %w", err)
+	}
 	var adminSrv *http.Server
 	var adminLn net.Listener
 	if cfg.Admin.Listen != "" {
@@ -325,7 +331,6 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 			webhookLn.Close()
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin.Listen, err)
 		}
-		src := &statusSource{engine: d.engine, st: st, daemonID: d.daemonID, started: time.Now()}
 		adminSrv = admin.NewServer(cfg.Admin.Listen, admin.Handler(src, cfg.Admin.Token, log.Named("admin")))
 	}
 

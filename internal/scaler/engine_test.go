@@ -583,6 +583,28 @@ func TestEngineMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(m.latency, "runnerscaler_queued_to_create_seconds"); n != 1 {
 		t.Errorf("%d latency series, want 1", n)
 	}
+	// The job runs on the runner and ends: queue, run and start-up times,
+	// and the removal of the ephemeral runner.
+	name := env.prov.specs[0].RunnerName
+	t0 := time.Now().Add(-time.Minute)
+	env.event(t, store.JobEvent{Action: store.JobInProgress, JobID: 1, RunnerName: name, RunnerID: 1, At: t0.Add(5 * time.Second)})
+	env.event(t, store.JobEvent{Action: store.JobCompleted, JobID: 1, RunnerName: name, RunnerID: 1, Conclusion: "success", At: t0.Add(35 * time.Second)})
+	env.pass(t)
+	if got := testutil.ToFloat64(m.removed.WithLabelValues("small", RemovedJobDone)); got != 1 {
+		t.Errorf("runners removed (job_done) = %v, want 1", got)
+	}
+	for _, h := range []struct {
+		name string
+		c    prometheus.Collector
+	}{{"runnerscaler_job_queue_duration_seconds", m.queue}, {"runnerscaler_job_run_duration_seconds", m.run},
+		{"runnerscaler_runner_startup_duration_seconds", m.startup}} {
+		if n := testutil.CollectAndCount(h.c, h.name); n != 1 {
+			t.Errorf("%s: %d series, want 1", h.name, n)
+		}
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

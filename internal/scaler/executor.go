@@ -343,7 +343,11 @@ func (x *executor) remove(ctx context.Context, r store.Runner, reason string, ru
 		defer x.wg.Done()
 		defer e.Wake()
 		defer x.release(r.Name)
-		rm := &removal{x: x, p: p, r: r, idle: idle, fields: fields}
+		code := RemovedIdle
+		if reason == drainReason {
+			code = RemovedDrain
+		}
+		rm := &removal{x: x, p: p, r: r, idle: idle, fields: fields, code: code}
 		rm.run(ctx, reason)
 	}()
 }
@@ -355,6 +359,7 @@ type removal struct {
 	r      store.Runner // draining
 	idle   store.Runner // as it was before
 	fields []zap.Field
+	code   string   // the removal's reason code, for metrics
 	id     int64    // GitHub's id
 	labels []string // custom labels taken off, to put back on an abort
 	// unlabeledAt is when the labels came off: no job queued after it can
@@ -392,7 +397,7 @@ func (rm *removal) run(ctx context.Context, reason string) {
 		if gone, stop := rm.check(ctx, bg, fmt.Sprintf("busy read %d of 2", read)); stop {
 			return
 		} else if gone {
-			rm.x.finish(bg, rm.r, runnerRemoved, reason+"; GitHub no longer has it")
+			rm.x.finish(bg, rm.r, runnerRemoved, rm.code, reason+"; GitHub no longer has it")
 			return
 		}
 	}
@@ -415,7 +420,7 @@ func (rm *removal) run(ctx context.Context, reason string) {
 	if gone, stop := rm.check(ctx, bg, "check after its labels were removed"); stop {
 		return
 	} else if gone {
-		rm.x.finish(bg, rm.r, runnerRemoved, reason+"; GitHub no longer has it")
+		rm.x.finish(bg, rm.r, runnerRemoved, rm.code, reason+"; GitHub no longer has it")
 		return
 	}
 	// Step 4.
@@ -443,7 +448,7 @@ func (rm *removal) run(ctx context.Context, reason string) {
 		e.log.Warn("runner deleted but still listed; instance kept", append(rm.fields, zap.Error(err))...)
 		return
 	}
-	rm.x.finish(bg, rm.r, runnerRemoved, reason)
+	rm.x.finish(bg, rm.r, runnerRemoved, rm.code, reason)
 }
 
 // check asks the store and GitHub whether the runner has a job. stop means
@@ -633,7 +638,7 @@ func (x *executor) handOff(ctx context.Context, r store.Runner, state string, ru
 // done; GitHub has removed the runner itself.
 func (x *executor) deleteInstance(ctx context.Context, r store.Runner, reason string, runners map[string]store.Runner) {
 	x.handOff(ctx, r, RunnerDraining, runners, func(ctx context.Context, r store.Runner) {
-		x.finish(ctx, r, runnerRemoved, reason)
+		x.finish(ctx, r, runnerRemoved, RemovedJobDone, reason)
 	})
 }
 
@@ -648,17 +653,17 @@ func (x *executor) end(ctx context.Context, r store.Runner, runners map[string]s
 		js, err := x.e.cfg.Store.Jobs(ctx, store.JobFilter{Runner: r.Name, Limit: 1})
 		if err == nil && len(js) > 0 {
 			r.JobID = js[0].ID
-			x.finish(ctx, r, runnerRemoved, fmt.Sprintf("ephemeral runner finished job %d", js[0].ID))
+			x.finish(ctx, r, runnerRemoved, RemovedJobDone, fmt.Sprintf("ephemeral runner finished job %d", js[0].ID))
 			return
 		}
-		x.finish(ctx, r, runnerEnded, "its instance exited before a job event named it")
+		x.finish(ctx, r, runnerEnded, RemovedJobDone, "its instance exited before a job event named it")
 	})
 }
 
 // retire ends a runner whose instance stopped, failed or vanished while it
 // was starting or idle: its registration (if GitHub still has it) and its
 // instance go.
-func (x *executor) retire(ctx context.Context, r store.Runner, why string, runners map[string]store.Runner) {
+func (x *executor) retire(ctx context.Context, r store.Runner, code, why string, runners map[string]store.Runner) {
 	p := x.e.pools[r.Pool]
 	x.handOff(ctx, r, RunnerDraining, runners, func(ctx context.Context, r store.Runner) {
 		if r.GitHubID != 0 && p.Name != "" {
@@ -670,12 +675,12 @@ func (x *executor) retire(ctx context.Context, r store.Runner, why string, runne
 					zap.String("runner", r.Name), zap.Error(err))
 			}
 		}
-		x.finish(ctx, r, runnerFailed, why)
+		x.finish(ctx, r, runnerFailed, code, why)
 	})
 }
 
 // finish deletes r's instance and stores its final state.
-func (x *executor) finish(ctx context.Context, r store.Runner, state, reason string) {
+func (x *executor) finish(ctx context.Context, r store.Runner, state, code, reason string) {
 	e := x.e
 	fields := []zap.Field{zap.String("pool", r.Pool), zap.String("runner", r.Name), zap.String("instance", r.InstanceID)}
 	if r.JobID != 0 {
@@ -700,4 +705,5 @@ func (x *executor) finish(ctx context.Context, r store.Runner, state, reason str
 		e.log.Warn("runner state not stored", append(fields, zap.Error(err))...)
 	}
 	e.log.Info("runner "+state, append(fields, zap.String("reason", reason))...)
+	e.cfg.Metrics.RunnerRemoved(r.Pool, code)
 }

@@ -126,7 +126,7 @@ func (e *Engine) Drain(ctx context.Context) int {
 		work := e.workContext(ctx)
 		for _, r := range runners {
 			if r.State == RunnerIdle && r.JobID == 0 {
-				e.exec.remove(work, r, "drain on shutdown", runners)
+				e.exec.remove(work, r, drainReason, runners)
 				n++
 			}
 		}
@@ -338,6 +338,7 @@ func jobView(j store.Job) JobView {
 // progress on it makes it busy; a completed job ends an ephemeral runner
 // (its machine is deleted) and makes a persistent one idle again.
 func (e *Engine) applyJobEvent(j store.Job, runners map[string]store.Runner, b *passBatch) {
+	e.observeJob(j)
 	if j.Status == store.JobInProgress || j.Status == store.JobCompleted {
 		e.mu.Lock()
 		delete(e.arrived, j.ID)
@@ -365,6 +366,7 @@ func (e *Engine) applyJobEvent(j store.Job, runners map[string]store.Runner, b *
 		if r.State == RunnerBusy && r.JobID == j.ID {
 			return
 		}
+		e.online(r)
 		r.State, r.JobID, r.GitHubID = RunnerBusy, j.ID, orID(r.GitHubID, j.RunnerID)
 		b.put(r, runners)
 		e.log.Info("runner busy", fields...)
@@ -384,6 +386,34 @@ func (e *Engine) applyJobEvent(j store.Job, runners map[string]store.Runner, b *
 		runners[r.Name] = r
 		b.deletes = append(b.deletes, deletion{r, fmt.Sprintf("ephemeral runner finished job %d", j.ID)})
 	}
+}
+
+// observeJob feeds the queue and run time metrics of a job of one of our
+// pools from GitHub's timestamps.
+func (e *Engine) observeJob(j store.Job) {
+	e.mu.Lock()
+	pool, ok := e.decided[j.ID]
+	e.mu.Unlock()
+	if !ok {
+		pool = j.Pool
+	}
+	if pool == "" {
+		return
+	}
+	switch {
+	case j.Status == store.JobInProgress && !j.QueuedAt.IsZero() && !j.InProgressAt.IsZero():
+		e.cfg.Metrics.JobQueued(pool, j.InProgressAt.Sub(j.QueuedAt))
+	case j.Status == store.JobCompleted && !j.InProgressAt.IsZero() && !j.CompletedAt.IsZero():
+		e.cfg.Metrics.JobRan(pool, j.CompletedAt.Sub(j.InProgressAt))
+	}
+}
+
+// online observes a runner's start-up time as it leaves "starting".
+func (e *Engine) online(r store.Runner) {
+	if r.State != RunnerStarting || r.CreatedAt.IsZero() {
+		return
+	}
+	e.cfg.Metrics.RunnerStarted(r.Pool, r.Provisioner, e.now().Sub(r.CreatedAt))
 }
 
 func orID(a, b int64) int64 {
@@ -443,6 +473,7 @@ func (e *Engine) busyFromJobs(jobs []JobView, runners map[string]store.Runner, b
 		if !ok || (r.State != RunnerStarting && r.State != RunnerIdle) {
 			continue
 		}
+		e.online(r)
 		r.State, r.JobID = RunnerBusy, j.ID
 		b.put(r, runners)
 		e.log.Info("runner busy (from its stored job)", zap.String("pool", r.Pool),
@@ -463,7 +494,7 @@ func (e *Engine) endedRunners(ctx context.Context, runners map[string]store.Runn
 			out[r.Pool]++
 			continue
 		}
-		e.exec.retire(ctx, r, fmt.Sprintf("its instance exited and no job named it within %s", e.cfg.EndedRunnerGrace), runners)
+		e.exec.retire(ctx, r, RemovedEndedUnclaimed, fmt.Sprintf("its instance exited and no job named it within %s", e.cfg.EndedRunnerGrace), runners)
 	}
 	return out
 }
@@ -537,6 +568,7 @@ func (e *Engine) syncInstances(ctx context.Context, runners map[string]store.Run
 			in, ok := byID[r.InstanceID]
 			switch {
 			case ok && in.State == provisioner.StateRunning && r.State == RunnerStarting:
+				e.online(r)
 				r.State = RunnerIdle
 				b.put(r, runners)
 			case ok && in.State == provisioner.StateStopped && in.LastError == "" && e.pools[r.Pool].Ephemeral:
@@ -551,7 +583,7 @@ func (e *Engine) syncInstances(ctx context.Context, runners map[string]store.Run
 						why += ": " + in.LastError
 					}
 				}
-				e.exec.retire(ctx, r, why, runners)
+				e.exec.retire(ctx, r, RemovedInstanceLost, why, runners)
 			}
 		}
 	}

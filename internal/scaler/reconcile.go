@@ -39,6 +39,8 @@ type observation struct {
 // observe lists the runners of every pool scope (all pages) and every
 // provisioner's instances. Failures are logged and leave their part out.
 func (e *Engine) observe(ctx context.Context) observation {
+	start := time.Now()
+	defer func() { e.cfg.Metrics.Reconciled(time.Since(start)) }()
 	obs := observation{at: e.now(), github: map[string]map[string]*ghapi.Runner{}, instances: map[string][]provisioner.Instance{}}
 	lister, ok := e.cfg.GitHub.(runnerLister)
 	scopes := map[string]ghapi.Scope{}
@@ -171,7 +173,7 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 			// A runner stored after the listing began may be missing from
 			// it without being gone.
 			if _, ok := insts[r.InstanceID]; !ok && r.CreatedAt.Before(now) {
-				e.exec.retire(ctx, r, "reconcile: its instance is gone", runners)
+				e.exec.retire(ctx, r, RemovedInstanceLost, "reconcile: its instance is gone", runners)
 				res.Retired++
 				continue
 			}
@@ -189,7 +191,7 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 		}
 		online := gr != nil && strings.EqualFold(gr.GetStatus(), "online")
 		if r.State == RunnerStarting && !online && now.Sub(r.CreatedAt) > e.cfg.BootstrapTimeout {
-			e.exec.retire(ctx, r, fmt.Sprintf("reconcile: not online within bootstrap_timeout %s", e.cfg.BootstrapTimeout), runners)
+			e.exec.retire(ctx, r, RemovedBootstrapTimeout, fmt.Sprintf("reconcile: not online within bootstrap_timeout %s", e.cfg.BootstrapTimeout), runners)
 			res.Retired++
 			continue
 		}
@@ -200,7 +202,7 @@ func (e *Engine) apply(ctx context.Context, obs observation, runners map[string]
 				continue
 			}
 			if now.Sub(since) >= e.cfg.OfflineTimeout {
-				e.exec.retire(ctx, r, fmt.Sprintf("reconcile: offline for %s (offline_timeout %s)", now.Sub(since).Round(time.Second), e.cfg.OfflineTimeout), runners)
+				e.exec.retire(ctx, r, RemovedOffline, fmt.Sprintf("reconcile: offline for %s (offline_timeout %s)", now.Sub(since).Round(time.Second), e.cfg.OfflineTimeout), runners)
 				delete(rs.offlineSince, name)
 				res.Retired++
 			}
