@@ -165,8 +165,11 @@ func TestRunServesMetricsAndStops(t *testing.T) {
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			body = string(b)
-			break
+			// 503 while the daemon is starting.
+			if resp.StatusCode == http.StatusOK {
+				body = string(b)
+				break
+			}
 		}
 		select {
 		case code := <-done:

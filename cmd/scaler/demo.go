@@ -286,7 +286,7 @@ func runDemo(ctx context.Context, o demoOptions) (demoSummary, error) {
 		metricsLn.Close()
 		return sum, err
 	}
-	d, err := newDaemon(ctx, cfg, dir, o.Log)
+	d, err := newDaemon(ctx, cfg, dir, o.Log, nil)
 	if err != nil {
 		webhookLn.Close()
 		metricsLn.Close()

@@ -697,6 +697,12 @@ func TestE2EScaling(t *testing.T) {
 	}
 	t.Logf("scaler status:\n%s", out.String())
 
+	if resp, err := http.Get("http://" + metricsAddr + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz of the running daemon: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// The same state in /metrics, and the job and runner timings.
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {

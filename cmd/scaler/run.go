@@ -25,6 +25,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/config"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
+	"github.com/runnerscaler/runnerscaler/internal/ghapi/transport"
 	"github.com/runnerscaler/runnerscaler/internal/logging"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/ec2"
@@ -69,23 +70,42 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 // run starts the daemon's parts and blocks until ctx ends or one part fails,
 // then stops them in reverse order.
 func run(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger) error {
-	d, err := newDaemon(ctx, cfg, configDir, log)
-	if err != nil {
-		return err
-	}
-	// Both listeners are bound before either server answers, so a
-	// successful /healthz means the webhook port is open too.
+	// The metrics listener answers first: /healthz at once, /readyz 503
+	// until the store is open and start-up is done.
 	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("metrics listener on %s: %w", cfg.Metrics.Listen, err), d.close())
+		return fmt.Errorf("metrics listener on %s: %w", cfg.Metrics.Listen, err)
 	}
+	ready := newReadiness()
+	sw := &handlerSwitch{}
+	sw.set(earlyMux(ready))
+	metricsSrv := &http.Server{Handler: sw, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- metricsSrv.Serve(metricsLn) }()
+	log.Info("metrics listening", zap.String("addr", metricsLn.Addr().String()))
+	stopMetrics := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := metricsSrv.Shutdown(sctx)
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}
+	// The webhook port is bound now too, so a successful /healthz means it
+	// is open: deliveries arriving during start-up wait in its backlog.
 	webhookLn, err := net.Listen("tcp", cfg.Webhook.Listen)
 	if err != nil {
-		metricsLn.Close()
-		return errors.Join(fmt.Errorf("webhook listener on %s: %w", cfg.Webhook.Listen, err), d.close())
+		return errors.Join(fmt.Errorf("webhook listener on %s: %w", cfg.Webhook.Listen, err), stopMetrics())
 	}
+	d, err := newDaemon(ctx, cfg, configDir, log, ready)
+	if err != nil {
+		webhookLn.Close()
+		return errors.Join(err, stopMetrics())
+	}
+	d.metrics, d.metricsSwitch = metricsSrv, sw
 	// The store closes last, once nothing can write to it any more.
-	return errors.Join(d.serve(ctx, metricsLn, webhookLn), d.close())
+	return errors.Join(d.serve(ctx, metricsLn, webhookLn), stopMetrics(), d.close())
 }
 
 // daemonParts is the daemon's parts, built and not yet serving.
@@ -94,22 +114,34 @@ type daemonParts struct {
 	configDir string
 	log       *zap.Logger
 	reg       *prometheus.Registry
-	daemonID  string
-	gh        *ghapi.Client
-	st        *store.Store
-	provs     map[string]provisioner.Provisioner
-	regs      *ec2.RegistrationServer
-	groups    *scaler.GroupKeeper
-	access    *scaler.AccessCache
-	engine    *scaler.Engine
-	closers   []func() error // in the order to call them
+	ready     *readiness
+	// metrics, when set, is the metrics listener's server, already
+	// serving (run starts it before the store opens); serve switches its
+	// handler instead of starting one.
+	metrics       *http.Server
+	metricsSwitch *handlerSwitch
+	daemonID      string
+	gh            *ghapi.Client
+	st            *store.Store
+	provs         map[string]provisioner.Provisioner
+	regs          *ec2.RegistrationServer
+	groups        *scaler.GroupKeeper
+	access        *scaler.AccessCache
+	engine        *scaler.Engine
+	closers       []func() error // in the order to call them
 }
 
 // newDaemon builds the daemon's parts from the configuration: the GitHub
 // client, the store, the provisioners, the runner-group keeper, the access
 // cache and the scaling engine. It does not listen.
-func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger) (_ *daemonParts, err error) {
-	d := &daemonParts{cfg: cfg, configDir: configDir, log: log, reg: prometheus.NewRegistry()}
+// newDaemon builds the daemon's parts; ready (nil: one of its own) learns
+// as each is in place.
+func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger, ready *readiness) (_ *daemonParts, err error) {
+	if ready == nil {
+		ready = newReadiness()
+	}
+	ready.config.Store(true)
+	d := &daemonParts{cfg: cfg, configDir: configDir, log: log, reg: prometheus.NewRegistry(), ready: ready}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.close())
@@ -123,7 +155,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 	d.reg.MustRegister(buildInfo)
 	buildInfo.WithLabelValues(version, revision(), runtime.Version()).Set(1)
 
-	if d.gh, err = newGitHubClient(cfg, d.reg, log); err != nil {
+	if d.gh, err = newGitHubClient(cfg, d.reg, ready.github, log); err != nil {
 		return nil, err
 	}
 	log.Info("scaler starting",
@@ -150,6 +182,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 	})
 	log.Info("store open", zap.String("path", cfg.Store.Path), zap.String("sync", cfg.Store.Sync),
 		zap.Int("schema_version", d.st.SchemaVersion()))
+	ready.store.Store(true)
 
 	pools, err := scaler.PoolsFromConfig(cfg)
 	if err != nil {
@@ -158,6 +191,7 @@ func newDaemon(ctx context.Context, cfg *config.Config, configDir string, log *z
 	if err := d.buildProvisioners(pools); err != nil {
 		return nil, err
 	}
+	ready.provisioners.Store(true)
 	d.access = scaler.NewAccessCache(d.gh, scaler.WithAccessLogger(log.Named("access")))
 	d.groups = scaler.NewGroupKeeper(d.gh, cfg.RunnerGroups, log.Named("groups"))
 	d.groups.SetObserver(d.access.Seed)
@@ -297,7 +331,13 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("/readyz", d.ready)
+	metricsSrv := d.metrics
+	if metricsSrv == nil {
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	} else {
+		d.metricsSwitch.set(mux)
+	}
 	webhookSrv := webhook.NewServer(cfg.Webhook.Listen, intake, cfg.Webhook.Path)
 	// EC2 instances fetch their registration from the webhook listener.
 	whHandler := webhookSrv.Handler
@@ -355,10 +395,14 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 	if _, err := d.engine.Reconcile(ctx); err != nil {
 		log.Warn("start-up reconciliation failed; the loop retries", zap.Error(err))
 	}
+	d.ready.started.Store(true)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info("metrics listening", zap.String("addr", metricsLn.Addr().String()))
+		if d.metrics != nil {
+			return nil // serving since before the store opened
+		}
 		if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("metrics server: %w", err)
 		}
@@ -456,7 +500,11 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 		srvCtx, cancelSrv := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancelSrv()
 		var errs []error
-		for name, srv := range map[string]*http.Server{"webhook": webhookSrv, "metrics": metricsSrv, "admin": adminSrv} {
+		servers := map[string]*http.Server{"webhook": webhookSrv, "metrics": metricsSrv, "admin": adminSrv}
+		if d.metrics != nil {
+			delete(servers, "metrics") // run started it and stops it, after the store's last writer
+		}
+		for name, srv := range servers {
 			if srv == nil {
 				continue
 			}
@@ -482,10 +530,17 @@ func (i invalidators) InvalidateInstallations() {
 
 // newGitHubClient builds the GitHub client from the configuration, with its
 // request metrics on reg.
-func newGitHubClient(cfg *config.Config, reg prometheus.Registerer, log *zap.Logger) (*ghapi.Client, error) {
-	rec, err := ghapi.NewPrometheusRecorder(reg)
+// newGitHubClient builds the GitHub client from the configuration, with its
+// request metrics on reg; seen (if not nil) also learns of every answer.
+func newGitHubClient(cfg *config.Config, reg prometheus.Registerer, seen *githubSeen, log *zap.Logger) (*ghapi.Client, error) {
+	prom, err := ghapi.NewPrometheusRecorder(reg)
 	if err != nil {
 		return nil, fmt.Errorf("github metrics: %w", err)
+	}
+	var rec transport.Recorder = prom
+	if seen != nil {
+		seen.next = prom
+		rec = seen
 	}
 	opts := ghapi.Options{
 		APIURL:         cfg.GitHub.APIURL,
