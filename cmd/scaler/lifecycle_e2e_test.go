@@ -26,6 +26,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
 	"github.com/runnerscaler/runnerscaler/internal/ghsim"
+	"github.com/runnerscaler/runnerscaler/internal/ghsim/world"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/local"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
@@ -470,7 +471,24 @@ func (e *lcEnv) checkNoLeak() {
 				e.t.Errorf("%s printed a secret (%.12s...)", p.name, s)
 			}
 		}
+		if strings.HasPrefix(p.name, "scaler run") {
+			for what, re := range daemonSecretShapes {
+				if m := re.FindString(out); m != "" {
+					e.t.Errorf("%s printed what looks like %s (%.8s...)", p.name, what, m)
+				}
+			}
+		}
 	}
+}
+
+// daemonSecretShapes are the credentials the daemon handles but never
+// writes, by the simulator's formats: installation tokens, JIT configs (a
+// base64 document), registration tokens, runner session credentials.
+var daemonSecretShapes = map[string]*regexp.Regexp{
+	"an installation token": regexp.MustCompile(`ghs_[A-Za-z0-9]{20,}`),
+	"a JIT config":          regexp.MustCompile(`ey[A-Za-z0-9+/=]{200,}`),
+	"a registration token":  regexp.MustCompile(`\b[A-Z2-7]{29}\b`),
+	"a runner credential":   regexp.MustCompile(`simr_[A-Za-z0-9_-]{10,}`),
 }
 
 // waitUntil polls cond every 20 ms until it holds, failing after timeout
@@ -1329,4 +1347,27 @@ func TestE2EDaemonKilledMidBurst(t *testing.T) {
 		t.Errorf("violations %+v", s.Violations)
 	}
 	e.stop(second) // checks both daemons' output for secrets
+}
+
+// The leak check's shapes match what the simulator really hands out.
+func TestDaemonSecretShapes(t *testing.T) {
+	sim, err := ghsim.New(ghsim.Options{PAT: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	org := world.Scope{Kind: world.Org, Name: "octo-org"}
+	_, jit, err := sim.GenerateJITConfig(world.RunnerInput{Scope: org, Name: "shape-1", Labels: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := sim.RegistrationToken(org)
+	for what, sample := range map[string]string{"a JIT config": jit, "a registration token": tok} {
+		if !daemonSecretShapes[what].MatchString(`{"msg":"x","v":"` + sample + `"}`) {
+			t.Errorf("the shape of %s does not match the simulator's %.8s...", what, sample)
+		}
+	}
 }

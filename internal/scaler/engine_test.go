@@ -846,3 +846,39 @@ func TestReconcileAdoptsAndCleansUpButNeverTouchesForeignRunners(t *testing.T) {
 		t.Errorf("registrations deleted %v, want [11]: foreign and busy ones are never touched", env.gh.deleted)
 	}
 }
+
+// A pool whose creates keep failing is held back between give-ups (10 s,
+// doubling): it must not register runner after runner.
+func TestEngineHoldsBackAFailingPool(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	clk := clocktest.New(time.Now())
+	env.e.now = clk.Now
+	env.prov.fail = 1000
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 1, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.pass(t)
+	attempts := len(env.prov.specs)
+	if attempts != DefaultCreateAttempts {
+		t.Fatalf("%d create attempts, want %d", attempts, DefaultCreateAttempts)
+	}
+	for i := 0; i < 5; i++ {
+		env.pass(t)
+	}
+	if n := len(env.prov.specs); n != attempts {
+		t.Fatalf("%d create attempts after more passes while held, want %d", n, attempts)
+	}
+	clk.Advance(firstCreateHold + time.Second)
+	env.pass(t)
+	if n := len(env.prov.specs); n != 2*attempts {
+		t.Fatalf("%d create attempts after the hold, want %d", n, 2*attempts)
+	}
+	// The next hold is twice as long.
+	clk.Advance(firstCreateHold + time.Second)
+	env.pass(t)
+	if n := len(env.prov.specs); n != 2*attempts {
+		t.Errorf("%d create attempts %s into the second hold, want %d", n, firstCreateHold+time.Second, 2*attempts)
+	}
+	// Every registration of a failed create was undone.
+	if len(env.gh.deleted) != len(env.gh.jit) {
+		t.Errorf("%d registrations, %d deleted", len(env.gh.jit), len(env.gh.deleted))
+	}
+}

@@ -29,8 +29,12 @@ type executor struct {
 
 	mu       sync.Mutex
 	perPool  map[string]chan struct{}
-	inFlight map[string]int         // creates started, not yet stored as runners
-	creating map[string]bool        // runner names registered or being launched, not yet stored
+	inFlight map[string]int  // creates started, not yet stored as runners
+	creating map[string]bool // runner names registered or being launched, not yet stored
+	// holds: pools whose creates are held back after a give-up, so that a
+	// permanently failing provisioner (or pool) does not register runner
+	// after runner, spending the API budget of every pool.
+	holds    map[string]hold
 	launches map[string][]time.Time // create starts per pool, for the launch rate
 	launched int
 	failed   int
@@ -43,12 +47,47 @@ func newExecutor(e *Engine) *executor {
 		perPool:  map[string]chan struct{}{},
 		inFlight: map[string]int{},
 		creating: map[string]bool{},
+		holds:    map[string]hold{},
 		launches: map[string][]time.Time{},
 	}
 	for _, p := range e.cfg.Pools {
 		x.perPool[p.Name] = make(chan struct{}, p.maxConcurrentCreates())
 	}
 	return x
+}
+
+// hold is one pool's back-off after failed creates.
+type hold struct {
+	until time.Time
+	next  time.Duration // the next hold, doubling up to maxCreateHold
+}
+
+// Create holds: the first after a give-up, and the longest.
+const (
+	firstCreateHold = 10 * time.Second
+	maxCreateHold   = 5 * time.Minute
+)
+
+// holdLocked holds pool's creates back and returns until when.
+func (x *executor) holdLocked(pool string, now time.Time) time.Time {
+	h := x.holds[pool]
+	if h.next == 0 {
+		h.next = firstCreateHold
+	}
+	h.until = now.Add(h.next)
+	h.next = min(2*h.next, maxCreateHold)
+	x.holds[pool] = h
+	return h.until
+}
+
+// heldUntil returns until when pool's creates are held back (zero: not).
+func (x *executor) heldUntil(pool string, now time.Time) time.Time {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if h, ok := x.holds[pool]; ok && now.Before(h.until) {
+		return h.until
+	}
+	return time.Time{}
 }
 
 // isCreating reports whether a create is under way for the runner name.
@@ -204,6 +243,7 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 				} else {
 					x.mu.Lock()
 					x.launched++
+					delete(x.holds, p.Name) // the pool launches again
 					x.mu.Unlock()
 					e.cfg.Metrics.RunnerLaunched(p.Name)
 					e.log.Info("runner launched", append(fields, zap.String("instance", inst.ID),
@@ -222,7 +262,10 @@ func (x *executor) createOne(ctx context.Context, p Pool, started time.Time) {
 		if attempt >= e.cfg.CreateAttempts || provisioner.IsPermanent(err) || ctx.Err() != nil {
 			x.mu.Lock()
 			x.failed++
+			until := x.holdLocked(p.Name, e.now())
 			x.mu.Unlock()
+			e.log.Warn("pool's creates held back after a runner was given up on", append(fields,
+				zap.Time("until", until), zap.Error(err))...)
 			e.cfg.Metrics.CreateFailed(p.Name, p.Provisioner)
 			e.record(context.WithoutCancel(ctx), store.Decision{Pool: p.Name, Action: "create-failed", Count: 1,
 				Reason: fmt.Sprintf("gave up after %d attempts: %v", attempt, err)}, fields...)

@@ -597,6 +597,11 @@ func (e *Engine) execute(ctx context.Context, a Action, runners map[string]store
 		if !ok || a.Count <= 0 {
 			return
 		}
+		if until := e.exec.heldUntil(p.Name, e.now()); !until.IsZero() {
+			e.log.Debug("creates held back after failures", zap.String("pool", p.Name), zap.Int("count", a.Count),
+				zap.Time("until", until))
+			return
+		}
 		for i := 0; i < a.Count; i++ {
 			e.exec.create(ctx, p)
 		}
