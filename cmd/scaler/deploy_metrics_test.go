@@ -64,7 +64,7 @@ func TestDeployMetricNamesExist(t *testing.T) {
 			wanted[base] = true
 		}
 	}
-	body, families := deployScrapeDaemon(t, wanted)
+	body, families := deployScrapeDaemon(t, wanted, func(addr string) { prometheusScrapes(t, addr) })
 
 	// By family: x_bucket, x_sum and x_count are x's series.
 	byFamily := map[string][]string{}
@@ -579,7 +579,7 @@ provisioners:
 // a pool whose creates fail), and scrapes /metrics until every wanted family
 // is there, or 10 seconds have passed. It returns the last body and its
 // families with their types.
-func deployScrapeDaemon(t *testing.T, wanted map[string]bool) (string, map[string]string) {
+func deployScrapeDaemon(t *testing.T, wanted map[string]bool, whileRunning ...func(metricsAddr string)) (string, map[string]string) {
 	t.Helper()
 	const pat, secret = "ghp_deploymetrics", "deploy-metrics-webhook-secret"
 	dir := t.TempDir()
@@ -744,6 +744,9 @@ func deployScrapeDaemon(t *testing.T, wanted map[string]bool) (string, map[strin
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	for _, f := range whileRunning {
+		f(metricsAddr)
 	}
 	return body, families
 }
