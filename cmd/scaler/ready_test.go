@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -137,6 +138,66 @@ func TestReadyzWaitsForTheStore(t *testing.T) {
 		return code != 0 && !strings.Contains(body, "store not open")
 	})
 	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// Under systemd (Type=notify) the daemon says READY=1 once it serves and
+// STOPPING=1 when it begins to stop.
+func TestRunNotifiesSystemd(t *testing.T) {
+	dir := t.TempDir()
+	sockPath := filepath.Join(dir, "notify.sock")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	got := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, _, err := sock.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	metricsAddr := freePort(t)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := strings.NewReplacer("METRICS", metricsAddr, "STORE", filepath.Join(dir, "state.db")).Replace(runConfig)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SCALER_GITHUB_TOKEN": "ghp_x", "SCALER_WEBHOOK_SECRET": "whsec_x", "NOTIFY_SOCKET": sockPath}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- cli(ctx, []string{"run", "-config", cfgPath}, env, &stdout, &stderr) }()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case msg := <-got:
+			if msg != want {
+				t.Fatalf("systemd was told %q, want %q", msg, want)
+			}
+		case code := <-done:
+			t.Fatalf("daemon exited %d before %s: %s", code, want, stderr.String())
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s within 15 s: %s", want, stderr.String())
+		}
+	}
+	expect("READY=1")
+	// Ready means serving: /healthz answers.
+	if resp, err := http.Get("http://" + metricsAddr + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz after READY=1: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	cancel()
+	expect("STOPPING=1")
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d: %s", code, stderr.String())
 	}

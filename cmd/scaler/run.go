@@ -33,6 +33,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/local"
 	"github.com/runnerscaler/runnerscaler/internal/recovery"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
+	"github.com/runnerscaler/runnerscaler/internal/sdnotify"
 	"github.com/runnerscaler/runnerscaler/internal/store"
 	"github.com/runnerscaler/runnerscaler/internal/webhook"
 )
@@ -59,7 +60,7 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 		return exitFail
 	}
 	defer func() { _ = log.Sync() }()
-	if err := run(ctx, cfg, filepath.Dir(*path), log); err != nil {
+	if err := run(ctx, cfg, filepath.Dir(*path), environ["NOTIFY_SOCKET"], log); err != nil {
 		log.Error("scaler stopped with an error", zap.Error(err))
 		return exitFail
 	}
@@ -69,7 +70,9 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 
 // run starts the daemon's parts and blocks until ctx ends or one part fails,
 // then stops them in reverse order.
-func run(ctx context.Context, cfg *config.Config, configDir string, log *zap.Logger) error {
+// notifySocket is systemd's $NOTIFY_SOCKET ("" outside systemd or with
+// Type=simple): the daemon says READY=1 there once it serves.
+func run(ctx context.Context, cfg *config.Config, configDir, notifySocket string, log *zap.Logger) error {
 	// The metrics listener answers first: /healthz at once, /readyz 503
 	// until the store is open and start-up is done.
 	metricsLn, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -104,6 +107,7 @@ func run(ctx context.Context, cfg *config.Config, configDir string, log *zap.Log
 		return errors.Join(err, stopMetrics())
 	}
 	d.metrics, d.metricsSwitch = metricsSrv, sw
+	d.notifySocket = notifySocket
 	// The store closes last, once nothing can write to it any more.
 	return errors.Join(d.serve(ctx, metricsLn, webhookLn), stopMetrics(), d.close())
 }
@@ -120,6 +124,7 @@ type daemonParts struct {
 	// handler instead of starting one.
 	metrics       *http.Server
 	metricsSwitch *handlerSwitch
+	notifySocket  string // systemd's, for READY=1 and STOPPING=1
 	daemonID      string
 	gh            *ghapi.Client
 	st            *store.Store
@@ -478,9 +483,16 @@ func (d *daemonParts) serve(ctx context.Context, metricsLn, webhookLn net.Listen
 		defer close(engineDone)
 		return d.engine.Run(engineCtx)
 	})
+	// Start-up is done (groups, reconciliation): tell systemd (Type=notify).
+	if sent, err := sdnotify.Notify(d.notifySocket, sdnotify.Ready); err != nil {
+		log.Warn("cannot tell systemd the daemon is ready", zap.Error(err))
+	} else if sent {
+		log.Info("told systemd the daemon is ready")
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		stopping.Store(true)
+		_, _ = sdnotify.Notify(d.notifySocket, sdnotify.Stopping)
 		deadline := cfg.Lifecycle.ShutdownTimeout.D()
 		log.Info("shutting down: webhooks answered 503 from now on", zap.Duration("shutdown_timeout", deadline),
 			zap.Bool("drain_on_shutdown", cfg.Lifecycle.DrainOnShutdown))

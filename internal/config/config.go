@@ -53,9 +53,13 @@ type GitHubApp struct {
 	ID             int64  `yaml:"id"`
 	PrivateKeyFile string `yaml:"private_key_file"`
 	// PrivateKey is the PEM key itself. It comes only from the environment
-	// (SCALER_GITHUB_APP_PRIVATE_KEY): a key pasted into a config file ends
-	// up in backups and version control.
+	// (SCALER_GITHUB_APP_PRIVATE_KEY) or a systemd credential
+	// (app-private-key): a key pasted into a config file ends up in backups
+	// and version control.
 	PrivateKey Secret `yaml:"-"`
+	// privateKeyFrom names where PrivateKey came from when that was not
+	// SCALER_GITHUB_APP_PRIVATE_KEY: "credential app-private-key".
+	privateKeyFrom string
 	// InstallationID pins one installation; zero means discover it per
 	// scope.
 	InstallationID int64 `yaml:"installation_id"`
@@ -464,7 +468,9 @@ func Load(path string, environ map[string]string) (*Config, error) {
 }
 
 // Parse builds the configuration from YAML text and environment variables:
-// defaults, then the YAML, then environment overrides, then validation.
+// defaults, then the YAML, then environment overrides and the systemd
+// credentials in $CREDENTIALS_DIRECTORY (see applyCredentials for which
+// wins), then validation.
 //
 // environ is passed explicitly (see EnvironFromOS) so tests and tools never
 // depend on the process environment; a nil map means no variables.
@@ -485,6 +491,7 @@ func Parse(data []byte, environ map[string]string) (*Config, error) {
 		return cfg, ps.err(positions)
 	}
 	overridden := applyEnv(cfg, environ, &ps)
+	applyCredentials(cfg, environ, &ps, overridden)
 	cfg.normalize()
 	failed := failedPaths(&ps)
 	var vps problems

@@ -27,12 +27,12 @@ func (c *Config) CheckRuntime() error {
 	}
 	if !hasSecret {
 		ps.add("webhook.secrets", "no webhook secret: set SCALER_WEBHOOK_SECRET to the secret configured on the GitHub App's webhook "+
-			"(or list it under webhook.secrets); unsigned deliveries are never accepted")
+			"(or pass it as the systemd credential webhook-secret, or list it under webhook.secrets); unsigned deliveries are never accepted")
 	}
 	if c.GitHub.UsesApp() {
 		path := "github.app.private_key_file"
 		if c.GitHub.App.PrivateKey != "" {
-			path = "env SCALER_GITHUB_APP_PRIVATE_KEY"
+			path = c.GitHub.App.privateKeyOrigin()
 		}
 		if _, err := c.GitHub.App.LoadPrivateKey(); err != nil {
 			ps.add(path, err.Error())
@@ -41,9 +41,18 @@ func (c *Config) CheckRuntime() error {
 	return ps.err(nil)
 }
 
+// privateKeyOrigin names where PrivateKey came from, as a problem path:
+// "env SCALER_GITHUB_APP_PRIVATE_KEY" or "credential app-private-key".
+func (a GitHubApp) privateKeyOrigin() string {
+	if a.privateKeyFrom != "" {
+		return a.privateKeyFrom
+	}
+	return "env SCALER_GITHUB_APP_PRIVATE_KEY"
+}
+
 // PrivateKeyPEM returns the App's private key in PEM form: PrivateKey when
-// set (from SCALER_GITHUB_APP_PRIVATE_KEY), else the contents of
-// private_key_file.
+// set (from SCALER_GITHUB_APP_PRIVATE_KEY or the app-private-key
+// credential), else the contents of private_key_file.
 func (a GitHubApp) PrivateKeyPEM() ([]byte, error) {
 	if a.PrivateKey != "" {
 		return []byte(a.PrivateKey.Reveal()), nil

@@ -178,9 +178,13 @@ func (c *Config) validateGitHub(ps *problems) {
 	switch fromFile, fromEnv := app.PrivateKeyFile != "", app.PrivateKey != ""; {
 	case !fromFile && !fromEnv:
 		ps.add("github.app.private_key_file", "required when github.app is configured: the path of the App's private key (.pem), "+
-			"or set SCALER_GITHUB_APP_PRIVATE_KEY to the key itself")
+			"or set SCALER_GITHUB_APP_PRIVATE_KEY to the key itself, or pass it as the systemd credential app-private-key")
 	case fromFile && fromEnv:
-		ps.add("github.app.private_key_file", "set either private_key_file or SCALER_GITHUB_APP_PRIVATE_KEY, not both")
+		origin := "SCALER_GITHUB_APP_PRIVATE_KEY"
+		if app.privateKeyFrom != "" {
+			origin = "the systemd credential " + CredentialAppPrivateKey
+		}
+		ps.add("github.app.private_key_file", "set either private_key_file or "+origin+", not both")
 	}
 	if app.InstallationID < 0 {
 		ps.add("github.app.installation_id", fmt.Sprintf("must be a positive number, or omitted to discover installations, got %d", app.InstallationID))
