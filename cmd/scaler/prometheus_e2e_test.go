@@ -49,9 +49,11 @@ scrape_configs:
 	listen := freePort(t)
 	p := startProc(t, "prometheus", dir, nil, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+listen, "--log.level=warn")
+	// Stopped before the daemon it scrapes (startProc's cleanup would be
+	// later).
 	defer func() {
 		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
+		<-p.done
 	}()
 	query := func(q string) (float64, bool) {
 		resp, err := http.Get("http://" + listen + "/api/v1/query?query=" + url.QueryEscape(q))

@@ -190,9 +190,7 @@ func NewRedeliverer(api DeliveriesAPI, cursors CursorStore, cfg RedelivererConfi
 // ctx ends. A failed cycle is logged and the next one retries. It returns
 // nil when ctx ends.
 func (r *Redeliverer) Run(ctx context.Context) error {
-	t := time.NewTicker(r.cfg.Interval)
-	defer t.Stop()
-	for {
+	return runEvery(ctx, r.cfg.Interval, func(ctx context.Context) {
 		res, err := r.Cycle(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("webhook redelivery cycle failed; retrying on the next cycle",
@@ -204,6 +202,16 @@ func (r *Redeliverer) Run(ctx context.Context) error {
 		if after != nil {
 			after(res, err)
 		}
+	})
+}
+
+// runEvery calls cycle at once and then every interval until ctx ends; it
+// returns nil then.
+func runEvery(ctx context.Context, interval time.Duration, cycle func(context.Context)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cycle(ctx)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -126,9 +126,7 @@ func NewStaleJobs(jobs QueuedJobs, api JobsAPI, apply JobApplier, cfg StaleJobsC
 // Run runs a cycle at once and then every Interval until ctx ends. A failed
 // cycle is logged and the next one retries. It returns nil when ctx ends.
 func (s *StaleJobs) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
+	return runEvery(ctx, s.cfg.Interval, func(ctx context.Context) {
 		res, err := s.Cycle(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("stale job check failed; retrying on the next cycle",
@@ -140,12 +138,7 @@ func (s *StaleJobs) Run(ctx context.Context) error {
 		if after != nil {
 			after(res, err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Cycle makes one pass over the queued jobs. Errors are returned joined; a
