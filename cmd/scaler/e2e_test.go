@@ -703,14 +703,9 @@ func TestE2EScaling(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	// The same state in /metrics, and the job and runner timings.
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	// The same state in /metrics (the daemon's view may trail the
+	// simulator's by a pass), and the job and runner timings.
+	wantMetrics := []string{
 		`runnerscaler_runners{pool="warm",state="idle"} 2`,
 		`runnerscaler_pool_min_idle{pool="warm"} 2`,
 		fmt.Sprintf(`runnerscaler_pool_max_runners{pool="small"} %d`, e2eMax["small"]),
@@ -719,10 +714,29 @@ func TestE2EScaling(t *testing.T) {
 		fmt.Sprintf(`runnerscaler_job_run_duration_seconds_count{pool="gpu"} %d`, nGPU),
 		fmt.Sprintf(`runnerscaler_runners_removed_total{pool="gpu",reason="job_done"} %d`, nGPU),
 		`runnerscaler_runner_startup_duration_seconds_count{pool="small",provisioner="local"}`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	}
+	var missing []string
+	metricsDeadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, want := range wantMetrics {
+			if !strings.Contains(string(body), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(metricsDeadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, m := range missing {
+		t.Errorf("/metrics lacks %q", m)
 	}
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -397,6 +397,12 @@ func (e *Engine) observeJob(j store.Job) {
 	if !ok {
 		pool = j.Pool
 	}
+	if pool == "" && (j.Status == store.JobInProgress || j.Status == store.JobCompleted) {
+		// Its event came before a pass matched it (events are handled
+		// before matching): match it now.
+		v := jobView(j)
+		pool, _ = Match(v.Labels, v.Repo, e.cfg.Pools, e.cfg.Access)
+	}
 	if pool == "" {
 		return
 	}
