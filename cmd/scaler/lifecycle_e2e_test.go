@@ -931,8 +931,9 @@ func TestE2EBusyLagRemovals(t *testing.T) {
 	// completed and at least 1.7 s after it (a removal takes two confirm
 	// intervals and the settle, 1.2 s): runners go idle, most are removed,
 	// and some are being removed when the next jobs arrive.
-	// About 3.3 removals a second here: 200 take a minute.
-	const target, window = 200, 100 * time.Second
+	// About 3 removals a second here: 200 take a minute, longer on a
+	// loaded machine.
+	const target, window = 200, 150 * time.Second
 	var ids []int64
 	streamStart := time.Now()
 	var pending []int64
