@@ -107,6 +107,7 @@ provisioners:
       extra_env:
         SCALER_TEST_EXEC_MAIN: "1"
         GORACE: atexit_sleep_ms=0
+PROVISIONERS
 `
 
 // lcSetup describes one test's simulator and daemon.
@@ -115,6 +116,7 @@ type lcSetup struct {
 	busyLag      time.Duration
 	pools        string // YAML list items under pools:, indented two spaces
 	lifecycle    string // YAML keys under lifecycle:, indented two spaces
+	provisioners string // more YAML entries under provisioners:, indented two spaces
 	maxInstances int
 	daemonID     string // written to <dir>/daemon-id when set
 }
@@ -188,7 +190,8 @@ func newLCEnv(t *testing.T, s lcSetup) *lcEnv {
 	if maxInst == 0 {
 		maxInst = 30
 	}
-	cfg := strings.NewReplacer("POOLS", strings.TrimRight(s.pools, "\n"), "LIFECYCLE", strings.TrimRight(s.lifecycle, "\n")).Replace(lcConfig)
+	cfg := strings.NewReplacer("POOLS", strings.TrimRight(s.pools, "\n"), "LIFECYCLE", strings.TrimRight(s.lifecycle, "\n"),
+		"PROVISIONERS", strings.TrimRight(s.provisioners, "\n")).Replace(lcConfig)
 	cfg = strings.NewReplacer("SIMURL", e.base, "APPID", strconv.Itoa(lcAppID), "WEBHOOK", e.webhookAddr,
 		"METRICS", e.metricsAddr, "ADMIN", e.adminAddr, "DIR", e.dir, "MAXINST", strconv.Itoa(maxInst)).Replace(cfg)
 	e.cfgPath = filepath.Join(e.dir, "config.yaml")

@@ -30,6 +30,7 @@ import (
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/ec2"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/external"
+	"github.com/runnerscaler/runnerscaler/internal/provisioner/kubernetes"
 	"github.com/runnerscaler/runnerscaler/internal/provisioner/local"
 	"github.com/runnerscaler/runnerscaler/internal/recovery"
 	"github.com/runnerscaler/runnerscaler/internal/scaler"
@@ -247,6 +248,7 @@ func (d *daemonParts) buildProvisioners(pools []scaler.Pool) error {
 	registry.Register("local", local.Factory)
 	registry.Register("external", external.Factory)
 	registry.Register("ec2", ec2.NewFactory(d.regs))
+	registry.Register("kubernetes", kubernetes.Factory)
 	var downloads provisioner.RunnerDownloads
 	if len(pools) > 0 {
 		downloads = scaler.RunnerDownloads(d.gh, pools[0].Scope)
@@ -263,6 +265,7 @@ func (d *daemonParts) buildProvisioners(pools []scaler.Pool) error {
 		built, err := registry.Build(pc.Type, pc.Settings, provisioner.Env{
 			Name: p.Provisioner, DaemonID: daemonID, StateDir: stateDir, ConfigDir: d.configDir,
 			Downloads: downloads, Logger: d.log.Named("provisioner"),
+			BootstrapTimeout: d.cfg.Lifecycle.BootstrapTimeout.D(),
 		})
 		if err != nil {
 			return fmt.Errorf("provisioners.%s: %w", p.Provisioner, err)

@@ -101,6 +101,34 @@ type Env struct {
 	Downloads RunnerDownloads // may be nil for kinds that do not need it
 	Logger    *zap.Logger
 	Clock     func() time.Time
+	// BootstrapTimeout is lifecycle.bootstrap_timeout: how long a runner
+	// may take to come up. Provisioners that can tell a start has stalled
+	// (a pod that stays Pending) report it failed after this long.
+	BootstrapTimeout time.Duration
+}
+
+// Watcher is implemented by provisioners that learn of instance changes as
+// they happen (a Kubernetes watch) rather than only when asked. The
+// daemon registers a function that wakes the scaler, so a runner that
+// starts or dies is acted on at once instead of at the next tick. fn must
+// not block.
+type Watcher interface {
+	OnChange(fn func())
+}
+
+// AsWatcher finds a Watcher in p or in what p wraps (see Instrumented).
+func AsWatcher(p Provisioner) (Watcher, bool) {
+	for p != nil {
+		if w, ok := p.(Watcher); ok {
+			return w, true
+		}
+		u, ok := p.(interface{ Unwrap() Provisioner })
+		if !ok {
+			return nil, false
+		}
+		p = u.Unwrap()
+	}
+	return nil, false
 }
 
 // notCreated marks a Create error after which nothing exists.

@@ -253,6 +253,14 @@ func New(cfg EngineConfig) (*Engine, error) {
 		written:  map[string]store.Runner{},
 	}
 	e.exec = newExecutor(e)
+	// Provisioners that watch their instances wake the loop on a change,
+	// so a runner that comes up or dies is seen within the pass it takes,
+	// not at the next tick.
+	for _, p := range cfg.Provisioners {
+		if w, ok := provisioner.AsWatcher(p); ok {
+			w.OnChange(e.Wake)
+		}
+	}
 	return e, nil
 }
 

@@ -882,3 +882,44 @@ func TestEngineHoldsBackAFailingPool(t *testing.T) {
 		t.Errorf("%d registrations, %d deleted", len(env.gh.jit), len(env.gh.deleted))
 	}
 }
+
+// watchingProv is a provisioner that reports its changes (as the
+// kubernetes provisioner's watch does).
+type watchingProv struct {
+	fakeProv
+	fns []func()
+}
+
+func (w *watchingProv) OnChange(fn func()) { w.fns = append(w.fns, fn) }
+
+func TestWatchingProvisionerWakesTheLoop(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	wp := &watchingProv{}
+	// Wrapped as the daemon wraps every provisioner: the engine must find
+	// the watcher inside.
+	wrapped := provisioner.Instrument("p", wp, nil, provisioner.RetryPolicy{}, nil)
+	e, err := New(EngineConfig{Pools: []Pool{orgPool()}, Store: st, GitHub: &fakeGitHub{busy: map[int64]bool{}},
+		Provisioners: map[string]provisioner.Provisioner{"p": wrapped}, Access: AllowAll{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wp.fns) != 1 {
+		t.Fatalf("%d change callbacks registered, want 1", len(wp.fns))
+	}
+	select {
+	case <-e.wake:
+		t.Fatal("woken before any change")
+	default:
+	}
+	wp.fns[0]()
+	wp.fns[0]() // never blocks, however many changes come
+	select {
+	case <-e.wake:
+	default:
+		t.Fatal("a change did not wake the loop")
+	}
+}
