@@ -18,6 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/runnerscaler/runnerscaler/internal/kubetest"
@@ -39,7 +40,7 @@ type cluster struct {
 	dir   string
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	srv := kubetest.Start(t)
 	srv.Apply(t, kubetest.ManifestFromMarkdown(t, filepath.Join("..", "..", "..", "docs", "kubernetes.md"), "rbac-manifest"))
@@ -47,7 +48,7 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // kubeconfig writes a kubeconfig for service account sa's token.
-func (c *cluster) kubeconfig(t *testing.T, sa string) string {
+func (c *cluster) kubeconfig(t testing.TB, sa string) string {
 	t.Helper()
 	token := c.srv.ServiceAccountToken(t, ns, sa)
 	path := filepath.Join(c.dir, sa+".kubeconfig")
@@ -73,7 +74,7 @@ type running struct {
 }
 
 // start builds the provisioner the way the daemon does, from settings.
-func (c *cluster) start(t *testing.T, sa, daemonID string, extra map[string]any) running {
+func (c *cluster) start(t testing.TB, sa, daemonID string, extra map[string]any) running {
 	t.Helper()
 	settings := map[string]any{
 		"kubeconfig": c.kubeconfig(t, sa),
@@ -103,7 +104,7 @@ func spec(name, jit string) provisioner.Spec {
 		Registration: provisioner.Registration{JITConfig: secret.String(jit)}}
 }
 
-func (c *cluster) ctx(t *testing.T) context.Context {
+func (c *cluster) ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -144,17 +145,25 @@ func waitState(t *testing.T, p running, id string, state provisioner.State, errH
 	return last
 }
 
-func waitGone(t *testing.T, what string, get func() error) {
+// eventually polls cond until it holds, failing after 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = get(); apierrors.IsNotFound(err) || errors.Is(err, provisioner.ErrNotFound) {
-			return
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s still there: %v", what, err)
+}
+
+func waitGone(t *testing.T, what string, get func() error) {
+	t.Helper()
+	var err error
+	eventually(t, what+" gone", func() bool {
+		err = get()
+		return apierrors.IsNotFound(err) || errors.Is(err, provisioner.ErrNotFound)
+	})
 }
 
 func TestCreatePhasesDelete(t *testing.T) {
@@ -291,18 +300,22 @@ func TestForeignObjectsUntouched(t *testing.T) {
 	if _, err := c.admin.CoreV1().Pods(ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, other, theirs.ID, provisioner.StatePending, "")
-	// The foreign pod's add reaches both informers; List must not show it.
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		list, err := ours.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) != 1 || list[0].ID != mine.ID {
-			t.Fatalf("list shows what is not ours: %+v", list)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// A pod of ours made after the foreign one: once the watch has shown
+	// it, it has shown everything before it that it would ever show.
+	later, err := ours.Create(ctx, spec("k8s-linux-aabbcc-00000002", "jit-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the later pod in the watch's cache", func() bool {
+		_, ok := ours.cachedPod(later.ID)
+		return ok
+	})
+	list, err := ours.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID == list[1].ID || (list[0].ID != mine.ID && list[0].ID != later.ID) || (list[1].ID != mine.ID && list[1].ID != later.ID) {
+		t.Fatalf("list shows what is not ours: %+v", list)
 	}
 	if err := ours.Delete(ctx, foreign.Name); !errors.Is(err, provisioner.ErrNotFound) {
 		t.Fatalf("delete of a foreign pod: %v, want ErrNotFound", err)
@@ -429,33 +442,20 @@ func TestMissingPermissionNamesVerbAndResource(t *testing.T) {
 // the pod Running, with a stand-in kubelet that marks every new pod Running
 // as soon as its watch shows it.
 func BenchmarkCreateToRunning(b *testing.B) {
-	srv := kubetest.Start(b)
-	srv.Apply(b, kubetest.ManifestFromMarkdown(b, filepath.Join("..", "..", "..", "docs", "kubernetes.md"), "rbac-manifest"))
-	admin := srv.Admin()
-	dir := b.TempDir()
-	token := srv.ServiceAccountToken(b, ns, "runnerscaler")
-	kc := filepath.Join(dir, "kubeconfig")
-	srv.WriteKubeconfig(b, kc, token, ns)
-	srv.WaitAllowed(b, srv.ConfigForToken(token), "create", "pods", ns)
-	p, err := New(map[string]any{"kubeconfig": kc, "pod": map[string]any{"image": "x"}},
-		provisioner.Env{Name: "cluster", DaemonID: "rs-bench", Logger: zaptest.NewLogger(b)})
+	c := newCluster(b)
+	p := c.start(b, "runnerscaler", "rs-bench", nil)
+	admin := c.admin
+	// The watch is open before the first create, so no pod is missed.
+	w, err := admin.CoreV1().Pods(ns).Watch(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
-	changes := make(chan struct{}, 1)
-	p.OnChange(func() {
-		select {
-		case changes <- struct{}{}:
-		default:
-		}
-	})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		standInKubelet(context.Background(), admin, stop)
+		standInKubelet(context.Background(), admin, w, stop)
 	}()
 	defer func() { close(stop); wg.Wait() }()
 	ctx := context.Background()
@@ -467,13 +467,17 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			got, err := p.Get(ctx, in.ID)
 			if err == nil && got.State == provisioner.StateRunning {
 				break
 			}
+			if time.Now().After(deadline) {
+				b.Fatalf("pod %s not Running after 10s: %+v %v", in.ID, got, err)
+			}
 			select {
-			case <-changes:
+			case <-p.changes:
 			case <-time.After(time.Second):
 			}
 		}
@@ -489,13 +493,9 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// standInKubelet marks every pending pod in the namespace Running, until
-// stop closes.
-func standInKubelet(ctx context.Context, admin k8s.Interface, stop <-chan struct{}) {
-	w, err := admin.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
-	}
+// standInKubelet marks every pending pod w shows Running, until stop
+// closes.
+func standInKubelet(ctx context.Context, admin k8s.Interface, w watch.Interface, stop <-chan struct{}) {
 	defer w.Stop()
 	for {
 		select {

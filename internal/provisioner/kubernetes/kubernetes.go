@@ -127,12 +127,18 @@ func newWithClient(client k8s.Interface, cfg config, env provisioner.Env, log *z
 	// API server restart, an expired resource version); the handler only
 	// keeps the error for List to report and logs it once per change.
 	_ = p.informer.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+		select {
+		case <-p.stop: // Close ended it
+			return
+		default:
+		}
+		described := describe("watch", "pods", cfg.namespace, err)
 		p.mu.Lock()
-		changed := p.watchErr == nil || p.watchErr.Error() != err.Error()
-		p.watchErr = describe("watch", "pods", cfg.namespace, err)
+		changed := p.watchErr == nil || p.watchErr.Error() != described.Error()
+		p.watchErr = described
 		p.mu.Unlock()
 		if changed {
-			p.log.Warn("kubernetes: pod watch broken; resuming with a fresh list", zap.Error(p.lastWatchErr()))
+			p.log.Warn("kubernetes: pod watch broken; resuming with a fresh list", zap.Error(described))
 		}
 	})
 	_, _ = p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -3,6 +3,8 @@ package kubernetes
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	"github.com/runnerscaler/runnerscaler/internal/provisioner"
 	"github.com/runnerscaler/runnerscaler/internal/secret"
@@ -219,5 +222,45 @@ func TestNamesAndLabelValues(t *testing.T) {
 	}
 	if v := labelValue("has spaces"); v == "has spaces" || len(v) > 63 {
 		t.Errorf("labelValue %s", v)
+	}
+}
+
+// The example in docs/kubernetes.md is a valid configuration.
+func TestDocumentedExampleSettingsAreValid(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(raw), "## An example pool")
+	if !ok {
+		t.Fatal("no example pool section")
+	}
+	_, block, _ := strings.Cut(rest, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	var doc struct {
+		Pools        []map[string]any `json:"pools"`
+		Provisioners map[string]struct {
+			Type     string         `json:"type"`
+			Settings map[string]any `json:"settings"`
+		} `json:"provisioners"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(block), &doc); err != nil {
+		t.Fatal(err)
+	}
+	pc, ok := doc.Provisioners["cluster"]
+	if !ok || pc.Type != "kubernetes" {
+		t.Fatalf("example has no kubernetes provisioner: %+v", doc)
+	}
+	// The kubeconfig path is the reader's; only it may be missing here.
+	_, err = parseSettings(pc.Settings, provisioner.Env{Name: "cluster"})
+	var se *provisioner.SettingsError
+	if errors.As(err, &se) {
+		for _, p := range se.Problems {
+			if p.Path != "provisioners.cluster.settings.kubeconfig" {
+				t.Errorf("documented example: %s", p)
+			}
+		}
+	} else if err != nil {
+		t.Fatal(err)
 	}
 }
