@@ -727,7 +727,15 @@ func TestE2EScaling(t *testing.T) {
 		missing = missing[:0]
 		for _, want := range wantMetrics {
 			if !strings.Contains(string(body), want) {
-				missing = append(missing, want)
+				// Say what is there instead.
+				got := "absent"
+				series, _, _ := strings.Cut(want, "} ")
+				for _, line := range strings.Split(string(body), "\n") {
+					if strings.HasPrefix(line, series) {
+						got = line
+					}
+				}
+				missing = append(missing, fmt.Sprintf("%s (got: %s)", want, got))
 			}
 		}
 		if len(missing) == 0 || time.Now().After(metricsDeadline) {
@@ -736,7 +744,7 @@ func TestE2EScaling(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, m := range missing {
-		t.Errorf("/metrics lacks %q", m)
+		t.Errorf("/metrics lacks %s", m)
 	}
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -157,6 +157,9 @@ type Engine struct {
 	decided map[int64]string
 	// arrived is when each queued job's event reached JobChanged.
 	arrived map[int64]time.Time
+	// timed records which of a job's durations the metrics have (see
+	// observeJob); a job leaves once both are.
+	timed map[int64]jobTimed
 	// waiting holds, per pool, matched queued jobs not yet attributed to a
 	// Create call, in arrival order, for the queued → create latency.
 	waiting   map[string][]int64
@@ -248,6 +251,7 @@ func New(cfg EngineConfig) (*Engine, error) {
 		wake:     make(chan struct{}, 1),
 		decided:  map[int64]string{},
 		arrived:  map[int64]time.Time{},
+		timed:    map[int64]jobTimed{},
 		waiting:  map[string][]int64{},
 		removing: map[string]bool{},
 		written:  map[string]store.Runner{},

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/runnerscaler/runnerscaler/internal/clocktest"
 	"github.com/runnerscaler/runnerscaler/internal/ghapi"
@@ -921,5 +922,53 @@ func TestWatchingProvisionerWakesTheLoop(t *testing.T) {
 	case <-e.wake:
 	default:
 		t.Fatal("a change did not wake the loop")
+	}
+}
+
+// Out-of-order webhooks (completed before in_progress, queued last) still
+// give each job exactly one queue time and one run time.
+func TestJobDurationsObservedOnceWhateverTheOrder(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := NewPrometheusMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newEngineEnv(t, orgPool())
+	env.e.cfg.Metrics = m
+	t0 := time.Now().Add(-time.Minute)
+	base := store.JobEvent{Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}}
+	ev := func(id int64, action string, at time.Time) store.JobEvent {
+		e := base
+		e.JobID, e.Action, e.At = id, action, at
+		return e
+	}
+	orders := [][]string{
+		{store.JobQueued, store.JobInProgress, store.JobCompleted},
+		{store.JobQueued, store.JobCompleted, store.JobInProgress},
+		{store.JobInProgress, store.JobCompleted, store.JobQueued},
+		{store.JobCompleted, store.JobInProgress, store.JobQueued},
+	}
+	at := map[string]time.Time{store.JobQueued: t0, store.JobInProgress: t0.Add(2 * time.Second), store.JobCompleted: t0.Add(5 * time.Second)}
+	for i, order := range orders {
+		for _, action := range order {
+			env.event(t, ev(int64(100+i), action, at[action]))
+			env.pass(t)
+		}
+	}
+	count := func(h *prometheus.HistogramVec) uint64 {
+		var mm dto.Metric
+		if err := h.WithLabelValues("small").(prometheus.Histogram).Write(&mm); err != nil {
+			t.Fatal(err)
+		}
+		return mm.GetHistogram().GetSampleCount()
+	}
+	if q, r := count(m.queue), count(m.run); q != uint64(len(orders)) || r != uint64(len(orders)) {
+		t.Errorf("queue times %d, run times %d; want %d each", q, r, len(orders))
+	}
+	env.e.mu.Lock()
+	left := len(env.e.timed)
+	env.e.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d jobs still tracked after all their events", left)
 	}
 }

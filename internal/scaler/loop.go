@@ -406,13 +406,30 @@ func (e *Engine) observeJob(j store.Job) {
 	if pool == "" {
 		return
 	}
-	switch {
-	case j.Status == store.JobInProgress && !j.QueuedAt.IsZero() && !j.InProgressAt.IsZero():
+	// Webhooks arrive out of order: an in_progress after its completed
+	// brings the start time to a job already completed. Each duration is
+	// observed once, as soon as both its ends are known.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.timed[j.ID]
+	if !t.queue && !j.QueuedAt.IsZero() && !j.InProgressAt.IsZero() {
 		e.cfg.Metrics.JobQueued(pool, j.InProgressAt.Sub(j.QueuedAt))
-	case j.Status == store.JobCompleted && !j.InProgressAt.IsZero() && !j.CompletedAt.IsZero():
+		t.queue = true
+	}
+	if !t.run && !j.InProgressAt.IsZero() && !j.CompletedAt.IsZero() {
 		e.cfg.Metrics.JobRan(pool, j.CompletedAt.Sub(j.InProgressAt))
+		t.run = true
+	}
+	switch {
+	case t.queue && t.run:
+		delete(e.timed, j.ID)
+	case t.queue || t.run:
+		e.timed[j.ID] = t
 	}
 }
+
+// jobTimed: which of a job's durations were observed.
+type jobTimed struct{ queue, run bool }
 
 // online observes a runner's start-up time as it leaves "starting".
 func (e *Engine) online(r store.Runner) {
