@@ -102,7 +102,14 @@ func (k *standInKubelet) consume(ctx context.Context, w watch.Interface) {
 				k.seen[pod.Name] = true
 				k.mu.Unlock()
 				if fresh {
-					k.start(ctx, pod)
+					// Pods start in parallel, as a kubelet's pod workers
+					// do: one at a time would time this stand-in, not
+					// the scaler.
+					k.wg.Add(1)
+					go func() {
+						defer k.wg.Done()
+						k.start(ctx, pod)
+					}()
 				}
 			}
 		}
@@ -251,6 +258,18 @@ func TestE2EKubernetesBurst(t *testing.T) {
 	t.Cleanup(func() { stopKubelet(); <-kubeletDone })
 
 	d := e.startDaemon("scaler run")
+	const sumSeries = `runnerscaler_runner_startup_duration_seconds_sum{pool="kube",provisioner="cluster"}`
+	const countSeries = `runnerscaler_runner_startup_duration_seconds_count{pool="kube",provisioner="cluster"}`
+	// One job alone first: create -> Running without a burst's contention.
+	one := e.submit("octo-org/app", []string{"kube"}, 1, 100)
+	e.checkSucceeded(e.waitJobs(one, 30*time.Second, &d), one, []string{"kube"})
+	sum1, err1 := e.metric(sumSeries)
+	count1, err2 := e.metric(countSeries)
+	if err1 != nil || err2 != nil || count1 != 1 {
+		t.Fatalf("startup metric after one job: %v %v count %v", err1, err2, count1)
+	}
+	t.Logf("create -> pod Running in the scaler, one job alone: %.1f ms", 1000*sum1)
+
 	smp := startLCSampler(t, e.base, "kube")
 	burst := time.Now()
 	ids := e.submit("octo-org/app", []string{"kube"}, 20, 300)
@@ -286,16 +305,16 @@ func TestE2EKubernetesBurst(t *testing.T) {
 	if len(errs) > 0 {
 		t.Errorf("stand-in kubelet: %s", strings.Join(errs, "\n"))
 	}
-	if starts < len(ids) {
-		t.Errorf("%d runner pods started for %d jobs", starts, len(ids))
+	if starts < len(ids)+len(one) {
+		t.Errorf("%d runner pods started for %d jobs", starts, len(ids)+len(one))
 	}
-	sum, err1 := e.metric(`runnerscaler_runner_startup_duration_seconds_sum{pool="kube",provisioner="cluster"}`)
-	count, err2 := e.metric(`runnerscaler_runner_startup_duration_seconds_count{pool="kube",provisioner="cluster"}`)
-	if err1 != nil || err2 != nil || count == 0 {
+	sum, err1 := e.metric(sumSeries)
+	count, err2 := e.metric(countSeries)
+	if err1 != nil || err2 != nil || count <= count1 {
 		t.Errorf("startup metric: %v %v count %v", err1, err2, count)
 	} else {
-		t.Logf("create -> pod Running in the scaler: %v runners, mean %.1f ms (runnerscaler_runner_startup_duration_seconds)",
-			count, 1000*sum/count)
+		t.Logf("create -> pod Running in the scaler over the burst: %v runners, mean %.1f ms (runnerscaler_runner_startup_duration_seconds)",
+			count-count1, 1000*(sum-sum1)/(count-count1))
 	}
 	t.Logf("runner pods started by the stand-in kubelet: %d", starts)
 	e.stop(d)

@@ -449,6 +449,13 @@ func (p *Provisioner) Create(ctx context.Context, spec provisioner.Spec) (provis
 		return provisioner.Instance{}, p.cleanUp(ctx, name, fmt.Errorf("create runner %s: %w", spec.RunnerName, err))
 	}
 	created, err := p.client.CoreV1().Pods(p.cfg.namespace).Create(ctx, p.buildPod(name, spec), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Runner names are unique, so this is a pod made under this name
+		// before; it may be running a job, and is left alone with its
+		// Secret.
+		return provisioner.Instance{}, provisioner.NotCreated(fmt.Errorf("create runner %s: %w",
+			spec.RunnerName, describe("create", "pods", p.cfg.namespace, err)))
+	}
 	if err != nil {
 		return provisioner.Instance{}, p.cleanUp(ctx, name,
 			fmt.Errorf("create runner %s: %w", spec.RunnerName, describe("create", "pods", p.cfg.namespace, err)))
