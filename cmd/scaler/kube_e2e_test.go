@@ -318,4 +318,11 @@ func TestE2EKubernetesBurst(t *testing.T) {
 	}
 	t.Logf("runner pods started by the stand-in kubelet: %d", starts)
 	e.stop(d)
+	// client-go logs through klog; everything the daemon printed must
+	// still be its own structured (JSON) log.
+	for _, line := range strings.Split(strings.TrimSpace(d.stderr.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("daemon wrote a line that is not a JSON log record: %q", line)
+		}
+	}
 }

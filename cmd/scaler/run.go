@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"github.com/runnerscaler/runnerscaler/internal/admin"
 	"github.com/runnerscaler/runnerscaler/internal/config"
@@ -61,6 +63,7 @@ func runCmd(ctx context.Context, args []string, environ map[string]string, stdou
 		return exitFail
 	}
 	defer func() { _ = log.Sync() }()
+	routeKlog(cfg, log)
 	if err := run(ctx, cfg, filepath.Dir(*path), environ["NOTIFY_SOCKET"], log); err != nil {
 		log.Error("scaler stopped with an error", zap.Error(err))
 		return exitFail
@@ -577,4 +580,19 @@ func newGitHubClient(cfg *config.Config, reg prometheus.Registerer, seen *github
 		opts.App = &ghapi.AppAuth{ID: cfg.GitHub.App.ID, PrivateKey: key, InstallationID: cfg.GitHub.App.InstallationID}
 	}
 	return ghapi.New(opts)
+}
+
+// klogRouted makes routeKlog act once per process: klog's logger is
+// process-wide and may only be set before anything logs through it.
+var klogRouted sync.Once
+
+// routeKlog sends client-go's klog output (the kubernetes provisioner)
+// into the daemon's logger, so stderr stays one JSON record per line.
+func routeKlog(cfg *config.Config, log *zap.Logger) {
+	for _, p := range cfg.Provisioners {
+		if p.Type == "kubernetes" {
+			klogRouted.Do(func() { klog.SetLogger(logging.Logr(log.Named("client-go"))) })
+			return
+		}
+	}
 }

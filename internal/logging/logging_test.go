@@ -3,10 +3,12 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestJSONOneEventPerLine(t *testing.T) {
@@ -45,5 +47,25 @@ func TestBadSettings(t *testing.T) {
 	log.Debug("visible")
 	if !strings.Contains(buf.String(), "DEBUG") || !strings.Contains(buf.String(), "visible") {
 		t.Errorf("console output %q", buf.String())
+	}
+}
+
+func TestLogrWritesZapRecords(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	l := Logr(zap.New(core)).WithName("client-go").WithValues("namespace", "runners")
+	l.Info("caches populated", "type", "*v1.Pod")
+	l.V(4).Info("verbose chatter")
+	l.Error(errors.New("boom"), "watch ended", 42, "odd", "dangling")
+	entries := logs.All()
+	if len(entries) != 2 {
+		t.Fatalf("%d records, want 2 (V(4) dropped): %+v", len(entries), entries)
+	}
+	info, failure := entries[0], entries[1]
+	if info.LoggerName != "client-go" || info.Message != "caches populated" || info.ContextMap()["namespace"] != "runners" || info.ContextMap()["type"] != "*v1.Pod" {
+		t.Errorf("info record %+v %v", info.Entry, info.ContextMap())
+	}
+	cm := failure.ContextMap()
+	if failure.Level != zap.ErrorLevel || cm["error"] != "boom" || cm["42"] != "odd" || cm["logr_key_without_value"] != "dangling" {
+		t.Errorf("error record %+v %v", failure.Entry, cm)
 	}
 }
