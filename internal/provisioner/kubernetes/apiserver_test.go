@@ -514,3 +514,44 @@ func standInKubelet(ctx context.Context, admin k8s.Interface, w watch.Interface,
 		}
 	}
 }
+
+func TestMaxInstancesHoldsUnderConcurrentCreates(t *testing.T) {
+	c := newCluster(t)
+	p := c.start(t, "runnerscaler", "rs-00112233aabbcc", map[string]any{"max_instances": 3})
+	ctx := c.ctx(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var made []string
+	refused := 0
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, err := p.Create(ctx, spec(fmt.Sprintf("k8s-linux-aabbcc-0000001%d", i), "jit"))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				made = append(made, in.ID)
+			case errors.Is(err, ErrMaxInstances) && provisioner.IsNotCreated(err):
+				refused++
+			default:
+				t.Errorf("create %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(made) != 3 || refused != 3 {
+		t.Fatalf("%d created, %d refused; want 3 and 3", len(made), refused)
+	}
+	pods, err := c.admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 3 {
+		t.Fatalf("%d pods in the namespace (%v), want 3", len(pods.Items), err)
+	}
+	// A runner that ended frees its slot.
+	c.setStatus(t, made[0], func(s *corev1.PodStatus) { s.Phase = corev1.PodSucceeded })
+	waitState(t, p, made[0], provisioner.StateStopped, "")
+	if _, err := p.Create(ctx, spec("k8s-linux-aabbcc-00000020", "jit")); err != nil {
+		t.Fatalf("create after a runner ended: %v", err)
+	}
+}

@@ -378,9 +378,9 @@ func (p *Provisioner) owns(l map[string]string) bool {
 	return true
 }
 
-// alive counts the pods that hold a runner slot: not ended, not being
-// deleted.
-func (p *Provisioner) alive() int {
+// aliveLocked counts the pods that hold a runner slot: not ended, not
+// being deleted, or still being created. p.mu is held.
+func (p *Provisioner) aliveLocked() int {
 	n := 0
 	have := map[string]bool{}
 	for _, pod := range p.cached() {
@@ -389,8 +389,6 @@ func (p *Provisioner) alive() int {
 			n++
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for name := range p.unseen {
 		if !have[name] {
 			n++
@@ -410,19 +408,20 @@ func (p *Provisioner) Create(ctx context.Context, spec provisioner.Spec) (provis
 		return provisioner.Instance{}, provisioner.NotCreated(fmt.Errorf("create runner %s: %w", spec.RunnerName, err))
 	}
 	name := podName(spec.RunnerName)
+	// The check and the claim under one lock: concurrent creates cannot
+	// both take the last slot.
 	p.mu.Lock()
 	if p.creating[name] {
 		p.mu.Unlock()
 		return provisioner.Instance{}, provisioner.NotCreated(fmt.Errorf("create runner %s: a create of pod %s is under way", spec.RunnerName, name))
 	}
-	p.mu.Unlock()
 	if max := p.cfg.maxInstances; max > 0 {
-		if n := p.alive(); n >= max {
+		if n := p.aliveLocked(); n >= max {
+			p.mu.Unlock()
 			return provisioner.Instance{}, provisioner.NotCreated(fmt.Errorf(
 				"create runner %s: %w (%d pods alive, max_instances %d)", spec.RunnerName, ErrMaxInstances, n, max))
 		}
 	}
-	p.mu.Lock()
 	p.creating[name] = true
 	p.mu.Unlock()
 	defer func() {
