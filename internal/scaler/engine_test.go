@@ -972,3 +972,34 @@ func TestJobDurationsObservedOnceWhateverTheOrder(t *testing.T) {
 		t.Errorf("%d jobs still tracked after all their events", left)
 	}
 }
+
+// A starting runner whose instance fails (a pod that cannot be scheduled)
+// is retired, and the provisioner's reason is in the recent errors that
+// scaler status shows.
+func TestFailedStartReasonInRecentErrors(t *testing.T) {
+	env := newEngineEnv(t, orgPool())
+	env.event(t, store.JobEvent{Action: store.JobQueued, JobID: 1, Repo: "octo-org/app", Org: "octo-org", Labels: []string{"small"}})
+	env.pass(t)
+	if len(env.prov.specs) != 1 {
+		t.Fatalf("%d creates, want 1", len(env.prov.specs))
+	}
+	name := env.prov.specs[0].RunnerName
+	env.prov.mu.Lock()
+	in := env.prov.insts["i-"+name]
+	in.State, in.LastError = provisioner.StateFailed, "pod still Pending after 10m0s (bootstrap_timeout 10m0s): Unschedulable: 0/3 nodes are available"
+	env.prov.insts[in.ID] = in
+	env.prov.mu.Unlock()
+	env.pass(t)
+	if r := env.runner(t, name); r.State != runnerFailed || !strings.Contains(r.LastError, "Unschedulable") {
+		t.Errorf("runner after its instance failed: state %s, last error %q", r.State, r.LastError)
+	}
+	var found bool
+	for _, e := range env.e.RecentErrors() {
+		if e.Component == "provisioner/p" && strings.Contains(e.Message, name) && strings.Contains(e.Message, "Unschedulable: 0/3 nodes") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("reason not in recent errors: %+v", env.e.RecentErrors())
+	}
+}

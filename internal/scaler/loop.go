@@ -606,6 +606,12 @@ func (e *Engine) syncInstances(ctx context.Context, runners map[string]store.Run
 						why += ": " + in.LastError
 					}
 				}
+				if ok && in.State == provisioner.StateFailed {
+					// A start that failed (an unschedulable pod, an image
+					// that cannot be pulled) is for the operator to fix:
+					// it goes in scaler status's recent errors.
+					e.noteError("provisioner/"+name, fmt.Errorf("runner %s: %s", r.Name, why))
+				}
 				e.exec.retire(ctx, r, RemovedInstanceLost, why, runners)
 			}
 		}
